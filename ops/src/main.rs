@@ -1,0 +1,33 @@
+//! `capstan`: one binary for every part of the control plane.
+
+mod store_cmd;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "capstan", version, about = "A Kubernetes-style control plane with its own etcd-compatible store")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run one member of the etcd-compatible store (etcd's flag names).
+    Store(store_cmd::StoreArgs),
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    match cli.command {
+        Command::Store(args) => runtime.block_on(store_cmd::run(args)),
+    }
+}

@@ -1,0 +1,308 @@
+//! Starting and stopping a member: open (or bootstrap) the data dir, start
+//! Raft, serve the peer and client ports, run the background loops.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use capstan_proto::etcdserverpb::cluster_server::ClusterServer;
+use capstan_proto::etcdserverpb::kv_server::KvServer;
+use capstan_proto::etcdserverpb::lease_server::LeaseServer;
+use capstan_proto::etcdserverpb::maintenance_server::MaintenanceServer;
+use capstan_proto::etcdserverpb::watch_server::WatchServer;
+use capstan_proto::raft::raft_peer_server::RaftPeerServer;
+use capstan_proto::raft::{self as pb, MemberIdentity, membership_change::Change};
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use super::bootstrap::{self, BootstrapError};
+use super::config::{ClusterState, Config};
+use super::member::{Member, Timing};
+use crate::api::{self, MAX_RECV_BYTES};
+use crate::metrics::Metrics;
+use crate::mvcc::MvccStore;
+use crate::mvcc::rocks::RocksBackend;
+use crate::raft::codec::node_to_pb;
+use crate::raft::log_store::LogStore;
+use crate::raft::network::{ChannelPool, PeerNetwork, peer_request};
+use crate::raft::peer_service::PeerService;
+use crate::raft::snapshot::SnapshotDir;
+use crate::raft::state_machine::StateMachine;
+use crate::raft::{MemberNode, Raft, RaftConfig};
+use crate::watch::WatchHub;
+use crate::watch::service::WatchService;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Bootstrap(#[from] BootstrapError),
+    #[error("cannot open {what} at {path}: {reason}")]
+    Open { what: &'static str, path: PathBuf, reason: String },
+    #[error("cannot listen on {url}: {reason}")]
+    Listen { url: String, reason: String },
+    #[error("raft: {0}")]
+    Raft(String),
+}
+
+/// A started member and its servers.
+pub struct RunningMember {
+    pub member: Arc<Member>,
+    pub client_addrs: Vec<SocketAddr>,
+    pub peer_addrs: Vec<SocketAddr>,
+    tasks: JoinSet<()>,
+}
+
+impl RunningMember {
+    /// Stops serving, stops Raft and waits for every task.
+    pub async fn shutdown(mut self) {
+        self.member.shutdown.cancel();
+        if let Err(e) = self.member.raft.shutdown().await {
+            tracing::warn!(error = %e, "raft shutdown");
+        }
+        while self.tasks.join_next().await.is_some() {}
+    }
+}
+
+/// The host:port of a listen URL; only plain http is served.
+fn socket_of(url: &str) -> Result<String, StartError> {
+    let listen_err = |reason: &str| StartError::Listen { url: url.to_string(), reason: reason.to_string() };
+    let rest = url.strip_prefix("http://").ok_or_else(|| {
+        if url.starts_with("https://") { listen_err("TLS is not supported yet; use http://") } else { listen_err("not an http:// URL") }
+    })?;
+    Ok(rest.trim_end_matches('/').to_string())
+}
+
+async fn bind(url: &str) -> Result<TcpListener, StartError> {
+    let addr = socket_of(url)?;
+    TcpListener::bind(&addr).await.map_err(|e| StartError::Listen { url: url.to_string(), reason: e.to_string() })
+}
+
+struct Identity {
+    member_id: u64,
+    cluster_id: u64,
+    /// The initial members to initialize Raft with (a new cluster only).
+    initial: Option<BTreeMap<u64, MemberNode>>,
+}
+
+/// Reads this member's identity from its data dir, or bootstraps it.
+async fn identify(cfg: &Config, member_dir: &Path) -> Result<Identity, StartError> {
+    let identity_path = member_dir.join("identity");
+    let dir = cfg.data_dir.display().to_string();
+    let initial = |members: BTreeMap<u64, (String, Vec<String>)>| -> BTreeMap<u64, MemberNode> {
+        members.into_iter().map(|(id, (name, peer_urls))| (id, MemberNode { name, peer_urls, client_urls: vec![] })).collect()
+    };
+    if member_dir.exists() {
+        let id = bootstrap::read_identity(&identity_path, &cfg.data_dir)?;
+        if id.name != cfg.name {
+            return Err(BootstrapError::OtherMember { dir, found: id.name, wanted: cfg.name.clone() }.into());
+        }
+        let mut init = None;
+        if cfg.initial_cluster_state == ClusterState::New {
+            let (members, cluster) = bootstrap::initial_members(cfg)?;
+            if cluster != id.cluster_id {
+                return Err(BootstrapError::OtherCluster { dir, found: id.cluster_id, wanted: cluster }.into());
+            }
+            init = Some(initial(members));
+        }
+        return Ok(Identity { member_id: id.member_id, cluster_id: id.cluster_id, initial: init });
+    }
+    let (member_id, cluster_id, init) = match cfg.initial_cluster_state {
+        ClusterState::New => {
+            let (members, cluster) = bootstrap::initial_members(cfg)?;
+            let me = bootstrap::own_initial_id(cfg, &members)?;
+            (me, cluster, Some(initial(members)))
+        }
+        ClusterState::Existing => {
+            let (member_id, cluster_id) = join_existing(cfg).await?;
+            (member_id, cluster_id, None)
+        }
+    };
+    std::fs::create_dir_all(member_dir).map_err(BootstrapError::Io)?;
+    let id = MemberIdentity { cluster_id, member_id, name: cfg.name.clone() };
+    bootstrap::write_identity(&identity_path, &id)?;
+    Ok(Identity { member_id, cluster_id, initial: init })
+}
+
+/// Asks the peers of `--initial-cluster` for the cluster, and finds this
+/// member in it by its peer URLs (it must have been added with `member add`).
+async fn join_existing(cfg: &Config) -> Result<(u64, u64), StartError> {
+    let members = bootstrap::parse_initial_cluster(&cfg.initial_cluster)?;
+    let pool = ChannelPool::default();
+    let mut last_error = String::from("no other member in --initial-cluster");
+    for (name, urls) in members.iter().filter(|(n, _)| **n != cfg.name) {
+        let node = MemberNode { name: name.clone(), peer_urls: urls.clone(), client_urls: vec![] };
+        let Ok(mut client) = pool.client(&node) else { continue };
+        match client.cluster_info(peer_request(0, pb::Empty {}, Duration::from_secs(3))).await {
+            Ok(info) => {
+                let info = info.into_inner();
+                let membership = info.membership.unwrap_or_default();
+                let me = membership
+                    .nodes
+                    .iter()
+                    .find(|(_, n)| n.peer_urls.iter().any(|u| cfg.initial_advertise_peer_urls.contains(u)));
+                return match me {
+                    Some((id, _)) => Ok((*id, info.cluster_id)),
+                    None => Err(BootstrapError::Join(format!(
+                        "the cluster has no member with peer URLs {:?}; add it first with `member add`",
+                        cfg.initial_advertise_peer_urls
+                    ))
+                    .into()),
+                };
+            }
+            Err(e) => last_error = format!("{name}: {}", e.message()),
+        }
+    }
+    Err(BootstrapError::Join(format!("no member of --initial-cluster answered ({last_error})")).into())
+}
+
+fn raft_config(cfg: &Config) -> Result<Arc<RaftConfig>, StartError> {
+    let rc = RaftConfig {
+        cluster_name: cfg.initial_cluster_token.clone(),
+        heartbeat_interval: cfg.heartbeat_interval_ms,
+        election_timeout_min: cfg.election_timeout_ms,
+        election_timeout_max: cfg.election_timeout_ms * 2,
+        install_snapshot_timeout: cfg.election_timeout_ms.max(1000) * 10,
+        snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(cfg.snapshot_count),
+        max_in_snapshot_log_to_keep: cfg.snapshot_catchup_entries,
+        ..Default::default()
+    };
+    Ok(Arc::new(rc.validate().map_err(|e| StartError::Raft(e.to_string()))?))
+}
+
+/// Starts a member as `cfg` describes: bootstraps or reopens its data dir,
+/// joins Raft and serves the peer and client URLs.
+pub async fn start(cfg: Config) -> Result<RunningMember, StartError> {
+    let member_dir = cfg.data_dir.join("member");
+    let identity = identify(&cfg, &member_dir).await?;
+    let metrics = Metrics::new();
+    let open_err = |what: &'static str, path: &Path, reason: String| StartError::Open { what, path: path.to_path_buf(), reason };
+
+    let log_path = member_dir.join("raft");
+    let log_store = LogStore::open(&log_path, metrics.clone()).map_err(|e| open_err("raft log", &log_path, e.to_string()))?;
+    let kv_path = member_dir.join("kv");
+    let backend = RocksBackend::open(&kv_path).map_err(|e| open_err("key-value database", &kv_path, e.to_string()))?;
+    let mvcc = Arc::new(MvccStore::open(Arc::new(backend)).map_err(|e| open_err("key-value database", &kv_path, e.to_string()))?);
+    let snap_path = member_dir.join("snap");
+    let snapshots = SnapshotDir::open(snap_path.clone()).map_err(|e| open_err("snapshot dir", &snap_path, e.to_string()))?;
+    let hub = WatchHub::new();
+    let state_machine = StateMachine::new(mvcc.clone(), hub.clone(), snapshots.clone());
+    let pool = ChannelPool::default();
+    let network = PeerNetwork { cluster_id: identity.cluster_id, pool: pool.clone() };
+    let raft = Raft::new(identity.member_id, raft_config(&cfg)?, network, log_store, state_machine)
+        .await
+        .map_err(|e| StartError::Raft(e.to_string()))?;
+
+    let member = Arc::new(Member {
+        id: identity.member_id,
+        cluster_id: identity.cluster_id,
+        name: cfg.name.clone(),
+        raft,
+        mvcc,
+        hub,
+        metrics,
+        pool,
+        timing: Timing { heartbeat_ms: cfg.heartbeat_interval_ms, election_ms: cfg.election_timeout_ms },
+        data_dir: cfg.data_dir.clone(),
+        lease_clock: Mutex::new(Default::default()),
+        shutdown: CancellationToken::new(),
+    });
+
+    let mut tasks = JoinSet::new();
+    let mut peer_addrs = Vec::new();
+    for url in &cfg.listen_peer_urls {
+        let listener = bind(url).await?;
+        peer_addrs.push(listener.local_addr().map_err(|e| StartError::Listen { url: url.clone(), reason: e.to_string() })?);
+        let svc = RaftPeerServer::new(PeerService::new(member.clone(), snapshots.clone()))
+            .max_decoding_message_size(64 * 1024 * 1024)
+            .max_encoding_message_size(64 * 1024 * 1024);
+        let shutdown = member.shutdown.clone();
+        tasks.spawn(async move {
+            let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+            let served = tonic::transport::Server::builder()
+                .add_service(svc)
+                .serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned())
+                .await;
+            if let Err(e) = served {
+                tracing::error!(error = %e, "peer server stopped");
+            }
+        });
+    }
+    let mut client_addrs = Vec::new();
+    for url in &cfg.listen_client_urls {
+        let listener = bind(url).await?;
+        client_addrs.push(listener.local_addr().map_err(|e| StartError::Listen { url: url.clone(), reason: e.to_string() })?);
+        let routes = client_routes(&member, &snapshots, cfg.watch_progress_notify_interval);
+        let shutdown = member.shutdown.clone();
+        tasks.spawn(async move {
+            let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+            let served = tonic::transport::Server::builder()
+                .accept_http1(true)
+                .tcp_nodelay(true)
+                .add_routes(routes)
+                .serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned())
+                .await;
+            if let Err(e) = served {
+                tracing::error!(error = %e, "client server stopped");
+            }
+        });
+    }
+
+    if let Some(initial) = identity.initial {
+        let initialized = member.raft.is_initialized().await.map_err(|e| StartError::Raft(e.to_string()))?;
+        if !initialized {
+            member.raft.initialize(initial).await.map_err(|e| StartError::Raft(e.to_string()))?;
+        }
+    }
+    tasks.spawn(member.clone().run_lease_expiry());
+    tasks.spawn(member.clone().run_metrics());
+    tasks.spawn(publish_self(member.clone(), cfg.advertise_client_urls.clone()));
+    tracing::info!(
+        name = %cfg.name,
+        member_id = format!("{:x}", member.id),
+        cluster_id = format!("{:x}", member.cluster_id),
+        "member started"
+    );
+    Ok(RunningMember { member, client_addrs, peer_addrs, tasks })
+}
+
+fn client_routes(member: &Arc<Member>, snapshots: &SnapshotDir, progress_every: Duration) -> tonic::service::Routes {
+    tonic::service::Routes::from(api::http::router(member.clone()))
+        .add_service(KvServer::new(api::kv::KvService::new(member.clone())).max_decoding_message_size(MAX_RECV_BYTES))
+        .add_service(WatchServer::new(WatchService::new(member.clone(), progress_every)).max_decoding_message_size(MAX_RECV_BYTES))
+        .add_service(LeaseServer::new(api::lease::LeaseService::new(member.clone())).max_decoding_message_size(MAX_RECV_BYTES))
+        .add_service(ClusterServer::new(api::cluster::ClusterService::new(member.clone())).max_decoding_message_size(MAX_RECV_BYTES))
+        .add_service(
+            MaintenanceServer::new(api::maintenance::MaintenanceService::new(member.clone(), snapshots.clone()))
+                .max_decoding_message_size(MAX_RECV_BYTES),
+        )
+}
+
+/// Records this member's name and client URLs in the membership once it is
+/// running (a member added with `member add` has neither), as etcd publishes
+/// its attributes.
+async fn publish_self(member: Arc<Member>, client_urls: Vec<String>) {
+    loop {
+        if let Some(node) = member.node(member.id) {
+            if node.name == member.name && node.client_urls == client_urls {
+                return;
+            }
+            if member.leader().is_some() {
+                let wanted = MemberNode { name: member.name.clone(), peer_urls: node.peer_urls.clone(), client_urls: client_urls.clone() };
+                let change = pb::MembershipChange {
+                    change: Some(Change::Update(pb::UpdateMember { id: member.id, node: Some(node_to_pb(&wanted)) })),
+                };
+                match member.change_membership(change).await {
+                    Ok(_) => continue,
+                    Err(e) => tracing::debug!(error = %e, "publishing member attributes"),
+                }
+            }
+        }
+        tokio::select! {
+            _ = member.shutdown.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+        }
+    }
+}
