@@ -1,1 +1,54 @@
+//! The cluster test harness: real `capstan store` processes on 127.0.0.1
+//! with ports picked from the OS, the real `etcdctl` as client, and waits on
+//! conditions with a reason and a timeout (never bare sleeps).
+//!
+//! The `capstan` binary is found beside the test executable's target dir
+//! (`cargo build -p capstan` first), or at `$CAPSTAN_BIN`.
 
+pub mod etcdctl;
+pub mod store_cluster;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// Path of the `capstan` binary under test.
+pub fn capstan_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("CAPSTAN_BIN") {
+        return PathBuf::from(p);
+    }
+    // target/<profile>/deps/<test-binary> → target/<profile>/capstan
+    let exe = std::env::current_exe().unwrap_or_default();
+    let profile_dir = exe.parent().and_then(|deps| deps.parent()).map(PathBuf::from).unwrap_or_default();
+    profile_dir.join("capstan")
+}
+
+/// A free TCP port on 127.0.0.1 (the OS picks; released before use).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).unwrap_or(0)
+}
+
+/// Polls `cond` until it returns Some, or panics with `reason` after `timeout`.
+pub fn wait_for<T>(timeout: Duration, reason: &str, mut cond: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = cond() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {reason}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// True when a program is on PATH; prints why a test is skipped when not.
+pub fn have(program: &str) -> bool {
+    let found = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {program}"))
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if !found {
+        eprintln!("SKIPPED: {program} is not installed (the README test command installs it)");
+    }
+    found
+}

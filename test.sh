@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# The test command (README): installs what the tests need on Debian, builds,
+# and runs every test. Safe to run again; installs are skipped when present.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/capstan-target}"
+export CARGO_TERM_COLOR=never
+
+need=()
+command -v clang >/dev/null || need+=(clang libclang-dev)
+command -v etcdctl >/dev/null || need+=(etcd-client)
+command -v etcd >/dev/null || need+=(etcd-server)
+if [ "${#need[@]}" -gt 0 ]; then
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+# The Debian etcd-server package starts a system etcd on 2379/2380; the tests
+# pick their own ports, but a stray service would only waste memory.
+if command -v systemctl >/dev/null && systemctl is-active --quiet etcd 2>/dev/null; then
+  systemctl stop etcd || true
+fi
+
+cargo build -p capstan
+cargo test --workspace -- --test-threads=2

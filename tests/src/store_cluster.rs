@@ -1,0 +1,188 @@
+//! A cluster of `capstan store` processes (or one etcd member, for
+//! differential tests) on 127.0.0.1. Every process started is killed when
+//! the cluster is dropped.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use crate::{capstan_bin, etcdctl, free_port, wait_for};
+
+pub struct MemberSpec {
+    pub name: String,
+    pub client_port: u16,
+    pub peer_port: u16,
+    pub data_dir: PathBuf,
+}
+
+impl MemberSpec {
+    pub fn client_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.client_port)
+    }
+    pub fn peer_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.peer_port)
+    }
+    pub fn endpoint(&self) -> String {
+        format!("127.0.0.1:{}", self.client_port)
+    }
+}
+
+pub struct Cluster {
+    pub dir: tempfile::TempDir,
+    pub members: Vec<MemberSpec>,
+    procs: Vec<Option<Child>>,
+    /// Extra flags for every member (e.g. a small --snapshot-count).
+    pub extra_args: Vec<String>,
+    pub token: String,
+}
+
+impl Cluster {
+    /// Starts `n` members and waits until they have a leader.
+    pub fn start(n: usize, extra_args: &[&str]) -> Cluster {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+        let members = (0..n)
+            .map(|i| MemberSpec {
+                name: format!("m{}", i + 1),
+                client_port: free_port(),
+                peer_port: free_port(),
+                data_dir: dir.path().join(format!("m{}", i + 1)),
+            })
+            .collect();
+        let mut c = Cluster {
+            dir,
+            members,
+            procs: Vec::new(),
+            extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
+            token: format!("test-{}", free_port()),
+        };
+        for i in 0..n {
+            let child = c.spawn(i, "new");
+            c.procs.push(Some(child));
+        }
+        c.wait_leader();
+        c
+    }
+
+    pub fn initial_cluster(&self) -> String {
+        self.members.iter().map(|m| format!("{}={}", m.name, m.peer_url())).collect::<Vec<_>>().join(",")
+    }
+
+    fn log_path(&self, i: usize) -> PathBuf {
+        self.dir.path().join(format!("{}.log", self.members[i].name))
+    }
+
+    fn spawn(&self, i: usize, state: &str) -> Child {
+        let m = &self.members[i];
+        let log = File::options().create(true).append(true).open(self.log_path(i)).unwrap_or_else(|e| panic!("log: {e}"));
+        let err = log.try_clone().unwrap_or_else(|e| panic!("log: {e}"));
+        Command::new(capstan_bin())
+            .arg("store")
+            .arg(format!("--name={}", m.name))
+            .arg(format!("--data-dir={}", m.data_dir.display()))
+            .arg(format!("--listen-client-urls={}", m.client_url()))
+            .arg(format!("--advertise-client-urls={}", m.client_url()))
+            .arg(format!("--listen-peer-urls={}", m.peer_url()))
+            .arg(format!("--initial-advertise-peer-urls={}", m.peer_url()))
+            .arg(format!("--initial-cluster={}", self.initial_cluster()))
+            .arg(format!("--initial-cluster-state={state}"))
+            .arg(format!("--initial-cluster-token={}", self.token))
+            .args(&self.extra_args)
+            .env("RUST_LOG", "info,openraft=warn")
+            .stdout(Stdio::from(log))
+            .stderr(Stdio::from(err))
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", capstan_bin().display()))
+    }
+
+    /// All client endpoints, comma-separated (etcdctl --endpoints).
+    pub fn endpoints(&self) -> String {
+        self.members.iter().map(|m| m.endpoint()).collect::<Vec<_>>().join(",")
+    }
+
+    pub fn is_running(&self, i: usize) -> bool {
+        self.procs.get(i).is_some_and(|p| p.is_some())
+    }
+
+    /// The index of the member that reports itself leader.
+    pub fn leader(&self) -> Option<usize> {
+        (0..self.members.len()).filter(|i| self.is_running(*i)).find(|i| {
+            let out = etcdctl::run(&self.members[*i].endpoint(), &["endpoint", "status", "-w", "json"], None);
+            out.ok
+                && serde_json::from_str::<serde_json::Value>(&out.stdout).ok().is_some_and(|v| {
+                    let s = &v[0]["Status"];
+                    s["leader"].as_u64().is_some_and(|l| Some(l) == s["header"]["member_id"].as_u64())
+                })
+        })
+    }
+
+    pub fn wait_leader(&self) -> usize {
+        wait_for(Duration::from_secs(30), "a leader to be elected", || self.leader())
+    }
+
+    /// SIGKILL, no warning.
+    pub fn kill(&mut self, i: usize) {
+        if let Some(mut p) = self.procs[i].take() {
+            let _ = p.kill();
+            let _ = p.wait();
+        }
+    }
+
+    /// Restarts a killed member from its data dir.
+    pub fn restart(&mut self, i: usize) {
+        assert!(!self.is_running(i), "member {i} is still running");
+        let child = self.spawn(i, "new");
+        self.procs[i] = Some(child);
+    }
+
+    /// Adds a member spec (not started) and returns its index.
+    pub fn add_spec(&mut self) -> usize {
+        let i = self.members.len();
+        self.members.push(MemberSpec {
+            name: format!("m{}", i + 1),
+            client_port: free_port(),
+            peer_port: free_port(),
+            data_dir: self.dir.path().join(format!("m{}", i + 1)),
+        });
+        self.procs.push(None);
+        i
+    }
+
+    /// Starts an added member with `--initial-cluster-state existing`.
+    pub fn start_joining(&mut self, i: usize) {
+        let child = self.spawn(i, "existing");
+        self.procs[i] = Some(child);
+    }
+
+    /// Runs a start that is expected to fail and returns what it printed.
+    pub fn start_expecting_failure(&self, data_dir: &Path, name: &str, token: &str) -> String {
+        let m = &self.members[0];
+        let out = Command::new(capstan_bin())
+            .arg("store")
+            .arg(format!("--name={name}"))
+            .arg(format!("--data-dir={}", data_dir.display()))
+            .arg(format!("--listen-client-urls=http://127.0.0.1:{}", free_port()))
+            .arg(format!("--listen-peer-urls={}", m.peer_url()))
+            .arg(format!("--initial-cluster={}", self.initial_cluster()))
+            .arg(format!("--initial-cluster-token={token}"))
+            .output()
+            .unwrap_or_else(|e| panic!("cannot start capstan: {e}"));
+        assert!(!out.status.success(), "capstan started on a data dir it should have refused");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+
+    /// The last lines of a member's log, for failure messages.
+    pub fn log_tail(&self, i: usize) -> String {
+        let text = std::fs::read_to_string(self.log_path(i)).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(30)..].join("\n")
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for i in 0..self.procs.len() {
+            self.kill(i);
+        }
+    }
+}

@@ -1,0 +1,193 @@
+//! The store as real processes, driven by the real etcdctl: replication,
+//! leader failure, restart and snapshot catch-up, membership changes, and
+//! data dirs that must be refused.
+
+use std::time::Duration;
+
+use capstan_tests::etcdctl::run;
+use capstan_tests::store_cluster::Cluster;
+use capstan_tests::{have, wait_for};
+
+fn put(ep: &str, k: &str, v: &str) {
+    run(ep, &["put", k, v], None).expect_ok(&format!("put {k}"));
+}
+
+fn get_value(ep: &str, k: &str, serializable: bool) -> Option<String> {
+    let mut args = vec!["get", k, "--print-value-only"];
+    if serializable {
+        args.push("--consistency=s");
+    }
+    let out = run(ep, &args, None);
+    if !out.ok {
+        return None;
+    }
+    let v = out.stdout.trim_end_matches('\n').to_string();
+    if v.is_empty() { None } else { Some(v) }
+}
+
+fn count(ep: &str, prefix: &str, serializable: bool) -> usize {
+    let mut args = vec!["get", prefix, "--prefix", "--keys-only"];
+    if serializable {
+        args.push("--consistency=s");
+    }
+    let out = run(ep, &args, None);
+    if !out.ok {
+        return 0;
+    }
+    out.stdout.lines().filter(|l| !l.is_empty()).count()
+}
+
+fn member_id(cluster: &Cluster, i: usize) -> String {
+    let out = run(&cluster.members[i].endpoint(), &["endpoint", "status", "-w", "json"], None);
+    let id = out.json()[0]["Status"]["header"]["member_id"].as_u64().unwrap_or_default();
+    format!("{id:x}")
+}
+
+#[test]
+fn three_members_replicate_and_survive_leader_kill() {
+    if !have("etcdctl") {
+        return;
+    }
+    let mut c = Cluster::start(3, &[]);
+    // --- every member accepts writes; every member serves them
+    for (i, m) in c.members.iter().enumerate() {
+        put(&m.endpoint(), &format!("/k/{i}"), &format!("v{i}"));
+    }
+    for m in &c.members {
+        assert_eq!(count(&m.endpoint(), "/k/", false), 3, "linearizable read on {}", m.name);
+    }
+    // --- kill the leader: a new one is elected, acknowledged writes survive
+    let old = c.wait_leader();
+    c.kill(old);
+    let survivors: Vec<usize> = (0..3).filter(|i| *i != old).collect();
+    let new = wait_for(Duration::from_secs(30), "a new leader", || c.leader().filter(|l| *l != old));
+    assert!(survivors.contains(&new));
+    for i in &survivors {
+        let ep = c.members[*i].endpoint();
+        assert_eq!(count(&ep, "/k/", false), 3, "acknowledged writes after the leader died\n{}", c.log_tail(*i));
+    }
+    for i in &survivors {
+        put(&c.members[*i].endpoint(), &format!("/k/after-{i}"), "x");
+    }
+    // --- the old leader restarts and catches up
+    c.restart(old);
+    let ep = c.members[old].endpoint();
+    wait_for(Duration::from_secs(30), "the restarted member to catch up", || (count(&ep, "/k/", true) == 5).then_some(()));
+    assert_eq!(get_value(&ep, "/k/0", false).as_deref(), Some("v0"));
+    let hashes = run(&c.endpoints(), &["endpoint", "hashkv", "-w", "json"], None).json();
+    let values: Vec<u64> = hashes.as_array().map(|a| a.iter().map(|h| h["HashKV"]["hash"].as_u64().unwrap_or(0)).collect()).unwrap_or_default();
+    assert_eq!(values.len(), 3);
+    assert!(values.iter().all(|h| *h == values[0]), "members disagree on HashKV: {values:?}");
+}
+
+#[test]
+fn a_member_down_past_the_purge_point_catches_up_by_snapshot() {
+    if !have("etcdctl") {
+        return;
+    }
+    let mut c = Cluster::start(3, &["--snapshot-count=40", "--snapshot-catchup-entries=10"]);
+    let leader = c.wait_leader();
+    let down = (leader + 1) % 3;
+    c.kill(down);
+    let ep = c.members[leader].endpoint();
+    for i in 0..200 {
+        put(&ep, &format!("/s/{i:03}"), &format!("value-{i}"));
+    }
+    c.restart(down);
+    let down_ep = c.members[down].endpoint();
+    wait_for(Duration::from_secs(60), "the member to catch up by snapshot", || {
+        (count(&down_ep, "/s/", true) == 200).then_some(())
+    });
+    let log = std::fs::read_to_string(c.dir.path().join(format!("{}.log", c.members[down].name))).unwrap_or_default();
+    assert!(log.contains("installed snapshot"), "the member caught up without a snapshot:\n{}", c.log_tail(down));
+    assert_eq!(get_value(&down_ep, "/s/199", true).as_deref(), Some("value-199"));
+    // Its history came with the snapshot: reads at an old revision work.
+    let out = run(&down_ep, &["get", "/s/000", "--rev=3", "--consistency=s", "--print-value-only"], None);
+    assert!(out.ok, "read at an old revision: {}", out.stderr);
+}
+
+#[test]
+fn members_are_added_promoted_and_removed() {
+    if !have("etcdctl") {
+        return;
+    }
+    let mut c = Cluster::start(3, &[]);
+    put(&c.endpoints(), "/m/before", "1");
+    // --- add a voter, start it with --initial-cluster-state existing
+    let i = c.add_spec();
+    let peer = c.members[i].peer_url();
+    let out = run(&c.endpoints(), &["member", "add", &c.members[i].name.clone(), &format!("--peer-urls={peer}")], None)
+        .expect_ok("member add");
+    assert!(out.contains("added to cluster"), "{out}");
+    assert!(out.contains("ETCD_INITIAL_CLUSTER_STATE=\"existing\""), "{out}");
+    c.start_joining(i);
+    let ep = c.members[i].endpoint();
+    wait_for(Duration::from_secs(30), "the new member to serve the data", || {
+        (get_value(&ep, "/m/before", true).as_deref() == Some("1")).then_some(())
+    });
+    wait_for(Duration::from_secs(30), "the new member to publish its name", || {
+        let list = run(&c.endpoints(), &["member", "list"], None).stdout;
+        (list.lines().filter(|l| l.contains("started")).count() == 4).then_some(())
+    });
+    // --- remove it again
+    let id = member_id(&c, i);
+    run(&c.members[0].endpoint(), &["member", "remove", &id], None).expect_ok("member remove");
+    let list = run(&c.members[0].endpoint(), &["member", "list"], None).expect_ok("member list");
+    assert_eq!(list.lines().count(), 3, "{list}");
+    c.kill(i);
+    // --- a learner is added, then promoted
+    let j = c.add_spec();
+    let peer = c.members[j].peer_url();
+    run(&c.endpoints(), &["member", "add", &c.members[j].name.clone(), &format!("--peer-urls={peer}"), "--learner"], None)
+        .expect_ok("member add --learner");
+    c.start_joining(j);
+    let ep = c.members[j].endpoint();
+    wait_for(Duration::from_secs(30), "the learner to catch up", || {
+        (get_value(&ep, "/m/before", true).as_deref() == Some("1")).then_some(())
+    });
+    let id = member_id(&c, j);
+    run(&c.members[0].endpoint(), &["member", "promote", &id], None).expect_ok("member promote");
+    let list = run(&c.members[0].endpoint(), &["member", "list", "-w", "json"], None).json();
+    let learners = list["members"].as_array().map(|a| a.iter().filter(|m| m["isLearner"].as_bool() == Some(true)).count());
+    assert_eq!(learners, Some(0));
+    // --- errors as etcd words them
+    let out = run(&c.members[0].endpoint(), &["member", "remove", "1234"], None);
+    assert!(!out.ok && out.stderr.contains("etcdserver: member not found"), "{}", out.stderr);
+    let out = run(&c.members[0].endpoint(), &["member", "add", "dup", &format!("--peer-urls={}", c.members[0].peer_url())], None);
+    assert!(!out.ok && out.stderr.contains("etcdserver: Peer URLs already exists"), "{}", out.stderr);
+}
+
+#[test]
+fn leadership_moves_on_request() {
+    if !have("etcdctl") {
+        return;
+    }
+    let c = Cluster::start(3, &[]);
+    let leader = c.wait_leader();
+    let target = (leader + 1) % 3;
+    let id = member_id(&c, target);
+    let out = run(&c.endpoints(), &["move-leader", &id], None).expect_ok("move-leader");
+    assert!(out.contains("Leadership transferred"), "{out}");
+    wait_for(Duration::from_secs(10), "the target to lead", || (c.leader() == Some(target)).then_some(()));
+    let out = run(&c.members[target].endpoint(), &["move-leader", "abcdef"], None);
+    assert!(!out.ok && out.stderr.contains("etcdserver: bad leader transferee"), "{}", out.stderr);
+}
+
+#[test]
+fn data_dirs_of_other_clusters_or_corrupt_ones_are_refused() {
+    if !have("etcdctl") {
+        return;
+    }
+    let mut c = Cluster::start(1, &[]);
+    put(&c.members[0].endpoint(), "k", "v");
+    c.kill(0);
+    let dir = c.members[0].data_dir.clone();
+    let err = c.start_expecting_failure(&dir, "m1", "another-token");
+    assert!(err.contains("belongs to cluster"), "{err}");
+    let err = c.start_expecting_failure(&dir, "someone-else", &c.token.clone());
+    assert!(err.contains("belongs to member"), "{err}");
+    std::fs::write(dir.join("member").join("identity"), b"\x0a\xff garbage").unwrap_or_else(|e| panic!("{e}"));
+    let err = c.start_expecting_failure(&dir, "m1", &c.token.clone());
+    assert!(err.contains("is corrupt"), "{err}");
+    assert!(dir.join("member").join("kv").exists(), "nothing was reset");
+}
