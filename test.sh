@@ -23,5 +23,6 @@ if command -v systemctl >/dev/null && systemctl is-active --quiet etcd 2>/dev/nu
   systemctl stop etcd || true
 fi
 
-cargo build -p capstan
+# Build and test the same package set: a different feature set rebuilds RocksDB.
+cargo build --workspace --all-targets
 cargo test --workspace -- --test-threads=2

@@ -76,13 +76,19 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 
 impl StoreArgs {
     fn into_config(self) -> Config {
-        let peer_urls =
-            if self.initial_advertise_peer_urls.is_empty() { self.listen_peer_urls.clone() } else { self.initial_advertise_peer_urls };
-        let client_urls =
-            if self.advertise_client_urls.is_empty() { self.listen_client_urls.clone() } else { self.advertise_client_urls };
-        let initial_cluster = self.initial_cluster.unwrap_or_else(|| {
-            peer_urls.iter().map(|u| format!("{}={u}", self.name)).collect::<Vec<_>>().join(",")
-        });
+        let peer_urls = if self.initial_advertise_peer_urls.is_empty() {
+            self.listen_peer_urls.clone()
+        } else {
+            self.initial_advertise_peer_urls
+        };
+        let client_urls = if self.advertise_client_urls.is_empty() {
+            self.listen_client_urls.clone()
+        } else {
+            self.advertise_client_urls
+        };
+        let initial_cluster = self
+            .initial_cluster
+            .unwrap_or_else(|| peer_urls.iter().map(|u| format!("{}={u}", self.name)).collect::<Vec<_>>().join(","));
         Config {
             name: self.name,
             data_dir: self.data_dir,

@@ -68,13 +68,18 @@ impl Error {
     pub fn code(&self) -> Code {
         use Error::*;
         match self {
-            EmptyKey | KeyNotFound | ValueProvided | LeaseProvided | TooManyOps | DuplicateKey
-            | RequestTooLarge | InvalidRequest(_) => Code::InvalidArgument,
+            EmptyKey | KeyNotFound | ValueProvided | LeaseProvided | TooManyOps | DuplicateKey | RequestTooLarge
+            | InvalidRequest(_) => Code::InvalidArgument,
             Compacted | FutureRevision | LeaseTtlTooLarge => Code::OutOfRange,
             NoSpace => Code::ResourceExhausted,
             LeaseNotFound | MemberNotFound => Code::NotFound,
-            LeaseExists | MemberIdExists | PeerUrlExists | NotLeader | BadLeaderTransferee
-            | NotLearner | NotEnoughStartedMembers => Code::FailedPrecondition,
+            LeaseExists
+            | MemberIdExists
+            | PeerUrlExists
+            | NotLeader
+            | BadLeaderTransferee
+            | NotLearner
+            | NotEnoughStartedMembers => Code::FailedPrecondition,
             NoLeader | LeaderChanged | Timeout | Stopped => Code::Unavailable,
             Storage(_) => Code::Internal,
         }
@@ -111,11 +116,7 @@ impl Error {
             return e.clone();
         }
         let text = message.strip_prefix("etcdserver: ").unwrap_or(message).to_string();
-        if code == Code::Internal as i32 {
-            Error::Storage(text)
-        } else {
-            Error::InvalidRequest(text)
-        }
+        if code == Code::Internal as i32 { Error::Storage(text) } else { Error::InvalidRequest(text) }
     }
 }
 

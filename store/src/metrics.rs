@@ -58,9 +58,17 @@ impl Metrics {
         registry.register("raft_term", "Current Raft term", inner.raft_term.clone());
         registry.register("raft_is_leader", "1 when this member is the leader", inner.is_leader.clone());
         registry.register("raft_leader_changes", "Leader changes seen by this member", inner.leader_changes.clone());
-        registry.register("raft_applied_index", "Last Raft index applied to the state machine", inner.applied_index.clone());
+        registry.register(
+            "raft_applied_index",
+            "Last Raft index applied to the state machine",
+            inner.applied_index.clone(),
+        );
         registry.register("raft_committed_index", "Last committed Raft index", inner.committed_index.clone());
-        registry.register("raft_proposals", "Write proposals submitted by clients of this member", inner.proposals.clone());
+        registry.register(
+            "raft_proposals",
+            "Write proposals submitted by clients of this member",
+            inner.proposals.clone(),
+        );
         registry.register("raft_proposals_failed", "Write proposals that failed", inner.proposals_failed.clone());
         registry.register("disk_wal_fsync_duration_seconds", "Raft log fsync latency", inner.fsync.clone());
         registry.register("mvcc_db_size_bytes", "Bytes on disk of the key-value database", inner.db_size.clone());

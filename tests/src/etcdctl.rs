@@ -18,13 +18,24 @@ impl Output {
     }
 
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("etcdctl output is not JSON ({e}): {}", self.stdout))
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("etcdctl output is not JSON ({e}): {}", self.stdout))
     }
 }
 
 /// `etcdctl --endpoints=<endpoints> <args…>` with optional stdin.
 pub fn run(endpoints: &str, args: &[&str], stdin: Option<&str>) -> Output {
-    let mut cmd = Command::new("etcdctl");
+    run_cmd(Command::new("etcdctl"), endpoints, args, stdin)
+}
+
+/// Like `run`, but stopped after `secs` seconds (for commands that never end, like watch).
+pub fn run_for(secs: u32, endpoints: &str, args: &[&str], stdin: Option<&str>) -> Output {
+    let mut cmd = Command::new("timeout");
+    cmd.arg(secs.to_string()).arg("etcdctl");
+    run_cmd(cmd, endpoints, args, stdin)
+}
+
+fn run_cmd(mut cmd: Command, endpoints: &str, args: &[&str], stdin: Option<&str>) -> Output {
     cmd.env("ETCDCTL_API", "3")
         .arg(format!("--endpoints={endpoints}"))
         .arg("--command-timeout=15s")

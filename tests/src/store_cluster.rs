@@ -74,7 +74,8 @@ impl Cluster {
 
     fn spawn(&self, i: usize, state: &str) -> Child {
         let m = &self.members[i];
-        let log = File::options().create(true).append(true).open(self.log_path(i)).unwrap_or_else(|e| panic!("log: {e}"));
+        let log =
+            File::options().create(true).append(true).open(self.log_path(i)).unwrap_or_else(|e| panic!("log: {e}"));
         let err = log.try_clone().unwrap_or_else(|e| panic!("log: {e}"));
         Command::new(capstan_bin())
             .arg("store")
@@ -183,6 +184,67 @@ impl Drop for Cluster {
     fn drop(&mut self) {
         for i in 0..self.procs.len() {
             self.kill(i);
+        }
+    }
+}
+
+/// A real etcd cluster (Debian's etcd-server), the reference for differential tests.
+pub struct EtcdCluster {
+    pub dir: tempfile::TempDir,
+    pub members: Vec<MemberSpec>,
+    procs: Vec<Child>,
+}
+
+impl EtcdCluster {
+    pub fn start(n: usize) -> EtcdCluster {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+        let members: Vec<MemberSpec> = (0..n)
+            .map(|i| MemberSpec {
+                name: format!("m{}", i + 1),
+                client_port: free_port(),
+                peer_port: free_port(),
+                data_dir: dir.path().join(format!("e{}", i + 1)),
+            })
+            .collect();
+        let initial = members.iter().map(|m| format!("{}={}", m.name, m.peer_url())).collect::<Vec<_>>().join(",");
+        let procs = members
+            .iter()
+            .map(|m| {
+                let log =
+                    File::create(dir.path().join(format!("{}.log", m.name))).unwrap_or_else(|e| panic!("log: {e}"));
+                Command::new("etcd")
+                    .arg(format!("--name={}", m.name))
+                    .arg(format!("--data-dir={}", m.data_dir.display()))
+                    .arg(format!("--listen-client-urls={}", m.client_url()))
+                    .arg(format!("--advertise-client-urls={}", m.client_url()))
+                    .arg(format!("--listen-peer-urls={}", m.peer_url()))
+                    .arg(format!("--initial-advertise-peer-urls={}", m.peer_url()))
+                    .arg(format!("--initial-cluster={initial}"))
+                    .arg("--initial-cluster-token=etcd-reference")
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::from(log))
+                    .spawn()
+                    .unwrap_or_else(|e| panic!("cannot start etcd: {e}"))
+            })
+            .collect();
+        let c = EtcdCluster { dir, members, procs };
+        let eps = c.endpoints();
+        wait_for(Duration::from_secs(30), "etcd to be healthy", || {
+            etcdctl::run(&eps, &["endpoint", "health"], None).ok.then_some(())
+        });
+        c
+    }
+
+    pub fn endpoints(&self) -> String {
+        self.members.iter().map(|m| m.endpoint()).collect::<Vec<_>>().join(",")
+    }
+}
+
+impl Drop for EtcdCluster {
+    fn drop(&mut self) {
+        for p in &mut self.procs {
+            let _ = p.kill();
+            let _ = p.wait();
         }
     }
 }

@@ -72,10 +72,15 @@ fn three_members_replicate_and_survive_leader_kill() {
     // --- the old leader restarts and catches up
     c.restart(old);
     let ep = c.members[old].endpoint();
-    wait_for(Duration::from_secs(30), "the restarted member to catch up", || (count(&ep, "/k/", true) == 5).then_some(()));
+    wait_for(Duration::from_secs(30), "the restarted member to catch up", || {
+        (count(&ep, "/k/", true) == 5).then_some(())
+    });
     assert_eq!(get_value(&ep, "/k/0", false).as_deref(), Some("v0"));
     let hashes = run(&c.endpoints(), &["endpoint", "hashkv", "-w", "json"], None).json();
-    let values: Vec<u64> = hashes.as_array().map(|a| a.iter().map(|h| h["HashKV"]["hash"].as_u64().unwrap_or(0)).collect()).unwrap_or_default();
+    let values: Vec<u64> = hashes
+        .as_array()
+        .map(|a| a.iter().map(|h| h["HashKV"]["hash"].as_u64().unwrap_or(0)).collect())
+        .unwrap_or_default();
     assert_eq!(values.len(), 3);
     assert!(values.iter().all(|h| *h == values[0]), "members disagree on HashKV: {values:?}");
 }
@@ -138,8 +143,12 @@ fn members_are_added_promoted_and_removed() {
     // --- a learner is added, then promoted
     let j = c.add_spec();
     let peer = c.members[j].peer_url();
-    run(&c.endpoints(), &["member", "add", &c.members[j].name.clone(), &format!("--peer-urls={peer}"), "--learner"], None)
-        .expect_ok("member add --learner");
+    run(
+        &c.endpoints(),
+        &["member", "add", &c.members[j].name.clone(), &format!("--peer-urls={peer}"), "--learner"],
+        None,
+    )
+    .expect_ok("member add --learner");
     c.start_joining(j);
     let ep = c.members[j].endpoint();
     wait_for(Duration::from_secs(30), "the learner to catch up", || {
@@ -148,12 +157,17 @@ fn members_are_added_promoted_and_removed() {
     let id = member_id(&c, j);
     run(&c.members[0].endpoint(), &["member", "promote", &id], None).expect_ok("member promote");
     let list = run(&c.members[0].endpoint(), &["member", "list", "-w", "json"], None).json();
-    let learners = list["members"].as_array().map(|a| a.iter().filter(|m| m["isLearner"].as_bool() == Some(true)).count());
+    let learners =
+        list["members"].as_array().map(|a| a.iter().filter(|m| m["isLearner"].as_bool() == Some(true)).count());
     assert_eq!(learners, Some(0));
     // --- errors as etcd words them
     let out = run(&c.members[0].endpoint(), &["member", "remove", "1234"], None);
     assert!(!out.ok && out.stderr.contains("etcdserver: member not found"), "{}", out.stderr);
-    let out = run(&c.members[0].endpoint(), &["member", "add", "dup", &format!("--peer-urls={}", c.members[0].peer_url())], None);
+    let out = run(
+        &c.members[0].endpoint(),
+        &["member", "add", "dup", &format!("--peer-urls={}", c.members[0].peer_url())],
+        None,
+    );
     assert!(!out.ok && out.stderr.contains("etcdserver: Peer URLs already exists"), "{}", out.stderr);
 }
 

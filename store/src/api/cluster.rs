@@ -26,8 +26,9 @@ impl ClusterService {
         ClusterService { member }
     }
 
+    /// Cluster responses carry no revision, as etcd's do.
     fn header(&self) -> Option<capstan_proto::etcdserverpb::ResponseHeader> {
-        Some(self.member.header(self.member.mvcc.current_revision()))
+        Some(self.member.header(0))
     }
 }
 
@@ -38,7 +39,13 @@ pub fn members(m: &Membership) -> Vec<PbMember> {
 }
 
 fn to_member(id: u64, n: &MemberNode, learner: bool) -> PbMember {
-    PbMember { id, name: n.name.clone(), peer_ur_ls: n.peer_urls.clone(), client_ur_ls: n.client_urls.clone(), is_learner: learner }
+    PbMember {
+        id,
+        name: n.name.clone(),
+        peer_ur_ls: n.peer_urls.clone(),
+        client_ur_ls: n.client_urls.clone(),
+        is_learner: learner,
+    }
 }
 
 fn check_urls(urls: &[String]) -> Result<(), Status> {
@@ -88,8 +95,9 @@ impl Cluster for ClusterService {
         check_urls(&r.peer_ur_ls)?;
         let mut node = self.member.node(r.id).ok_or(Error::MemberNotFound)?;
         node.peer_urls = r.peer_ur_ls;
-        let change =
-            pb::MembershipChange { change: Some(Change::Update(pb::UpdateMember { id: r.id, node: Some(node_to_pb(&node)) })) };
+        let change = pb::MembershipChange {
+            change: Some(Change::Update(pb::UpdateMember { id: r.id, node: Some(node_to_pb(&node)) })),
+        };
         let m = self.member.change_membership(change).await?;
         Ok(Response::new(MemberUpdateResponse { header: self.header(), members: members(&m) }))
     }
@@ -101,7 +109,10 @@ impl Cluster for ClusterService {
         Ok(Response::new(MemberListResponse { header: self.header(), members: members(&self.member.membership()) }))
     }
 
-    async fn member_promote(&self, req: Request<MemberPromoteRequest>) -> Result<Response<MemberPromoteResponse>, Status> {
+    async fn member_promote(
+        &self,
+        req: Request<MemberPromoteRequest>,
+    ) -> Result<Response<MemberPromoteResponse>, Status> {
         let change = pb::MembershipChange { change: Some(Change::Promote(req.into_inner().id)) };
         let m = self.member.change_membership(change).await?;
         Ok(Response::new(MemberPromoteResponse { header: self.header(), members: members(&m) }))

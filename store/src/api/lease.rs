@@ -97,7 +97,13 @@ impl Lease for LeaseService {
         let lease = self.member.mvcc.lease(r.id);
         let header = Some(self.member.header(self.member.mvcc.current_revision()));
         let Some(lease) = lease.filter(|_| ttl >= 0) else {
-            return Ok(Response::new(LeaseTimeToLiveResponse { header, id: r.id, ttl: -1, granted_ttl: 0, keys: vec![] }));
+            return Ok(Response::new(LeaseTimeToLiveResponse {
+                header,
+                id: r.id,
+                ttl: -1,
+                granted_ttl: 0,
+                keys: vec![],
+            }));
         };
         let keys = if r.keys { lease.keys } else { vec![] };
         Ok(Response::new(LeaseTimeToLiveResponse { header, id: r.id, ttl, granted_ttl: lease.ttl, keys }))

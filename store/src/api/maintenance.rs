@@ -133,7 +133,7 @@ impl Maintenance for MaintenanceService {
                 buf.truncate(n);
                 sent += n as u64;
                 let msg = SnapshotResponse {
-                    header: header.clone(),
+                    header,
                     remaining_bytes: total - sent,
                     blob: buf.into(),
                     version: ETCD_VERSION.to_string(),

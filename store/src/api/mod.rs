@@ -1,13 +1,13 @@
 //! etcd's v3 gRPC services over a running member, plus `/health`,
 //! `/metrics` and `/version` over HTTP on the same client port.
 
+pub mod authority;
 pub mod cluster;
 pub mod http;
 
 pub mod kv;
 pub mod lease;
 pub mod maintenance;
-
 
 use capstan_proto::raft::{StoreRequest, store_request};
 use prost::Message;

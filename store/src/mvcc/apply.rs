@@ -26,7 +26,9 @@ use prost::Message;
 use super::backend::{Family, WriteOp};
 use super::range::KeyRange;
 use super::revision::Revision;
-use super::store::{APPLIED_KEY, LeaseState, MvccStore, RevisionEvents, State, collect_revisions, evaluate_range, read_revision};
+use super::store::{
+    APPLIED_KEY, LeaseState, MvccStore, RevisionEvents, State, collect_revisions, evaluate_range, read_revision,
+};
 use super::txn::compare_holds;
 use crate::error::{Error, Result};
 
@@ -80,7 +82,9 @@ impl<'a> Applier<'a> {
             }
             Some(store_request::Request::Txn(t)) => self.txn(&mut change, t).map(store_response::Response::Txn),
             Some(store_request::Request::Compaction(c)) => self.compact(c).map(store_response::Response::Compaction),
-            Some(store_request::Request::LeaseGrant(g)) => self.lease_grant(g).map(store_response::Response::LeaseGrant),
+            Some(store_request::Request::LeaseGrant(g)) => {
+                self.lease_grant(g).map(store_response::Response::LeaseGrant)
+            }
             Some(store_request::Request::LeaseRevoke(r)) => {
                 self.lease_revoke(&mut change, r).map(store_response::Response::LeaseRevoke)
             }
@@ -146,7 +150,8 @@ impl<'a> Applier<'a> {
         if self.writes_blocked() {
             return Err(Error::NoSpace);
         }
-        if (p.ignore_value || p.ignore_lease) && self.state.index.get(p.key.as_ref()).and_then(|h| h.latest()).is_none() {
+        if (p.ignore_value || p.ignore_lease) && self.state.index.get(p.key.as_ref()).and_then(|h| h.latest()).is_none()
+        {
             return Err(Error::KeyNotFound);
         }
         if p.lease != 0 && !p.ignore_lease && !self.state.leases.contains_key(&p.lease) {
@@ -186,11 +191,15 @@ impl<'a> Applier<'a> {
 
     /// Moves a key to `lease` (0: no lease), detaching it from its old one.
     fn attach(&mut self, key: &Bytes, lease: i64) {
-        let old = if lease == 0 { self.state.key_leases.remove(key) } else { self.state.key_leases.insert(key.clone(), lease) };
-        if let Some(old) = old.filter(|o| *o != lease) {
-            if let Some(l) = self.state.leases.get_mut(&old) {
-                l.keys.remove(key);
-            }
+        let old = if lease == 0 {
+            self.state.key_leases.remove(key)
+        } else {
+            self.state.key_leases.insert(key.clone(), lease)
+        };
+        if let Some(old) = old.filter(|o| *o != lease)
+            && let Some(l) = self.state.leases.get_mut(&old)
+        {
+            l.keys.remove(key);
         }
         if let Some(l) = self.state.leases.get_mut(&lease) {
             l.keys.insert(key.clone());
@@ -200,10 +209,8 @@ impl<'a> Applier<'a> {
     fn delete_keys(&mut self, change: &mut Change, keys: Vec<Bytes>, want_prev: bool) -> Result<Vec<KeyValue>> {
         let mut prev_kvs = Vec::new();
         for key in keys {
-            if want_prev {
-                if let Some(prev) = self.latest(&key)? {
-                    prev_kvs.push(prev);
-                }
+            if want_prev && let Some(prev) = self.latest(&key)? {
+                prev_kvs.push(prev);
             }
             let rev = change.next();
             self.state.index.entry(key.clone()).or_default().tombstone(rev);
@@ -218,9 +225,14 @@ impl<'a> Applier<'a> {
     fn live_keys(&self, keys: &KeyRange) -> Vec<Bytes> {
         let at = i64::MAX;
         match keys {
-            KeyRange::Single(k) => {
-                self.state.index.get_key_value(k.as_slice()).filter(|(_, h)| h.get(at).is_some()).map(|(k, _)| k.clone()).into_iter().collect()
-            }
+            KeyRange::Single(k) => self
+                .state
+                .index
+                .get_key_value(k.as_slice())
+                .filter(|(_, h)| h.get(at).is_some())
+                .map(|(k, _)| k.clone())
+                .into_iter()
+                .collect(),
             KeyRange::Span { .. } if keys.is_empty() => Vec::new(),
             KeyRange::Span { start, end } => {
                 let upper = end.as_deref().map_or(std::ops::Bound::Unbounded, std::ops::Bound::Excluded);
@@ -299,7 +311,12 @@ impl<'a> Applier<'a> {
         self.run_txn(change, t, &mut path.into_iter())
     }
 
-    fn run_txn(&mut self, change: &mut Change, t: &TxnRequest, path: &mut std::vec::IntoIter<bool>) -> Result<TxnResponse> {
+    fn run_txn(
+        &mut self,
+        change: &mut Change,
+        t: &TxnRequest,
+        path: &mut std::vec::IntoIter<bool>,
+    ) -> Result<TxnResponse> {
         let succeeded = path.next().ok_or_else(|| Error::Storage("txn path exhausted".into()))?;
         let ops = if succeeded { &t.success } else { &t.failure };
         let mut responses = Vec::with_capacity(ops.len());
@@ -324,7 +341,9 @@ impl<'a> Applier<'a> {
         if c.revision > applied.revision {
             return Err(Error::FutureRevision);
         }
-        fail::fail_point!("compactBeforeCommitBatch", |_| Err(Error::Storage("failpoint compactBeforeCommitBatch".into())));
+        fail::fail_point!("compactBeforeCommitBatch", |_| Err(Error::Storage(
+            "failpoint compactBeforeCommitBatch".into()
+        )));
         let at = c.revision;
         let mut keep = std::collections::HashSet::new();
         self.state.index.retain(|_, h| h.compact(at, &mut keep));
@@ -371,7 +390,7 @@ impl<'a> Applier<'a> {
             AlarmAction::Get => alarms.clone(),
             AlarmAction::Activate if a.alarm != AlarmType::None as i32 => {
                 if !alarms.contains(&member) {
-                    alarms.push(member.clone());
+                    alarms.push(member);
                 }
                 vec![member]
             }

@@ -47,8 +47,13 @@ pub enum WriteOp {
 pub trait ReadView {
     fn get(&self, family: Family, key: &[u8]) -> Result<Option<Vec<u8>>>;
     /// Visits keys in `[from, to)` (`to` None: to the end) in order until `visit` returns false.
-    fn scan(&self, family: Family, from: &[u8], to: Option<&[u8]>, visit: &mut dyn FnMut(&[u8], &[u8]) -> bool)
-    -> Result<()>;
+    fn scan(
+        &self,
+        family: Family,
+        from: &[u8],
+        to: Option<&[u8]>,
+        visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<()>;
 }
 
 pub trait Backend: Send + Sync + 'static {

@@ -15,6 +15,16 @@ pub struct Generation {
     pub revs: Vec<Revision>,
 }
 
+impl Generation {
+    fn record(&mut self, rev: Revision) {
+        if self.revs.is_empty() {
+            self.created = rev;
+        }
+        self.revs.push(rev);
+        self.version += 1;
+    }
+}
+
 /// What a read at some revision finds for a key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Found {
@@ -31,15 +41,14 @@ pub struct KeyHistory {
 
 impl KeyHistory {
     pub fn put(&mut self, rev: Revision) {
-        if self.generations.is_empty() {
-            self.generations.push(Generation::default());
+        match self.generations.last_mut() {
+            Some(g) => g.record(rev),
+            None => {
+                let mut g = Generation::default();
+                g.record(rev);
+                self.generations.push(g);
+            }
         }
-        let g = self.generations.last_mut().expect("a generation was just ensured");
-        if g.revs.is_empty() {
-            g.created = rev;
-        }
-        g.revs.push(rev);
-        g.version += 1;
     }
 
     /// Records a delete at `rev`; the key is absent from `rev` on.

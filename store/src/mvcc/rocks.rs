@@ -57,7 +57,8 @@ impl ReadView for RocksView<'_> {
         if let Some(to) = to {
             ro.set_iterate_upper_bound(to.to_vec());
         }
-        let iter = self.snapshot.iterator_cf_opt(self.backend.cf(family)?, ro, IteratorMode::From(from, Direction::Forward));
+        let iter =
+            self.snapshot.iterator_cf_opt(self.backend.cf(family)?, ro, IteratorMode::From(from, Direction::Forward));
         for item in iter {
             let (k, v) = item?;
             if !visit(&k, &v) {

@@ -111,14 +111,8 @@ impl MvccStore {
         let found = collect_revisions(&state.index, &keys, at);
         let view = self.backend.read_view();
         drop(state);
-        let (kvs, more, count) =
-            evaluate_range(req, found, &mut |rev| fetch_kv(view.as_ref(), rev))?;
-        Ok(RangeResponse {
-            header: Some(ResponseHeader { revision: current, ..Default::default() }),
-            kvs,
-            more,
-            count,
-        })
+        let (kvs, more, count) = evaluate_range(req, found, &mut |rev| fetch_kv(view.as_ref(), rev))?;
+        Ok(RangeResponse { header: Some(ResponseHeader { revision: current, ..Default::default() }), kvs, more, count })
     }
 
     /// The key as it was at revision `at`, if it existed and is not compacted away.
@@ -222,7 +216,9 @@ pub(crate) fn read_revision(applied: &AppliedState, requested: i64) -> Result<i6
 /// The live keys of a range at revision `at`, in key order, with the revision holding each.
 pub(crate) fn collect_revisions(index: &BTreeMap<Bytes, KeyHistory>, keys: &KeyRange, at: i64) -> Vec<Revision> {
     match keys {
-        KeyRange::Single(k) => index.get(k.as_slice()).and_then(|h| h.get(at)).map(|f| f.modified).into_iter().collect(),
+        KeyRange::Single(k) => {
+            index.get(k.as_slice()).and_then(|h| h.get(at)).map(|f| f.modified).into_iter().collect()
+        }
         KeyRange::Span { .. } if keys.is_empty() => Vec::new(),
         KeyRange::Span { start, end } => {
             let upper = end.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
@@ -270,9 +266,7 @@ pub(crate) fn fetch_kv(view: &dyn ReadView, rev: Revision) -> Result<KeyValue> {
     let raw = view
         .get(Family::Revisions, &rev.to_bytes())?
         .ok_or_else(|| Error::Storage(format!("missing record for revision {}/{}", rev.main, rev.sub)))?;
-    RevisionRecord::decode(raw.as_slice())?
-        .kv
-        .ok_or_else(|| Error::Storage("revision record without key-value".into()))
+    RevisionRecord::decode(raw.as_slice())?.kv.ok_or_else(|| Error::Storage("revision record without key-value".into()))
 }
 
 pub(crate) fn record_to_event(record: RevisionRecord) -> Event {
@@ -282,12 +276,12 @@ pub(crate) fn record_to_event(record: RevisionRecord) -> Event {
 
 fn load_state(backend: &dyn Backend) -> Result<State> {
     let view = backend.read_view();
-    let mut state = State::default();
-    state.applied = match view.get(Family::Meta, APPLIED_KEY)? {
+    let applied = match view.get(Family::Meta, APPLIED_KEY)? {
         Some(raw) => AppliedState::decode(raw.as_slice())?,
         // A fresh store is at revision 1: the first write gets 2.
         None => AppliedState { revision: 1, ..Default::default() },
     };
+    let mut state = State { applied, ..Default::default() };
     let mut latest_lease: HashMap<Bytes, i64> = HashMap::new();
     let mut failure = None;
     view.scan(Family::Revisions, &[], None, &mut |k, v| {

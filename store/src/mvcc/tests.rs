@@ -6,11 +6,13 @@ use capstan_proto::etcdserverpb::compare::{CompareResult, CompareTarget, TargetU
 use capstan_proto::etcdserverpb::request_op::Request;
 use capstan_proto::etcdserverpb::response_op::Response;
 use capstan_proto::etcdserverpb::{
-    Compare, CompactionRequest, DeleteRangeRequest, LeaseGrantRequest, LeaseRevokeRequest, PutRequest, RangeRequest,
+    CompactionRequest, Compare, DeleteRangeRequest, LeaseGrantRequest, LeaseRevokeRequest, PutRequest, RangeRequest,
     RequestOp, TxnRequest,
 };
 use capstan_proto::mvccpb::event::EventType;
-use capstan_proto::raft::{StoreRequest, StoreResponse, store_request::Request as Req, store_response::Response as Resp};
+use capstan_proto::raft::{
+    StoreRequest, StoreResponse, store_request::Request as Req, store_response::Response as Resp,
+};
 
 use super::MvccStore;
 use super::memory::MemoryBackend;
@@ -125,7 +127,13 @@ fn compaction_removes_deleted_keys_and_old_revisions() {
 }
 
 fn cmp(key: &str, target: CompareTarget, result: CompareResult, u: TargetUnion) -> Compare {
-    Compare { result: result as i32, target: target as i32, key: b(key), target_union: Some(u), range_end: Default::default() }
+    Compare {
+        result: result as i32,
+        target: target as i32,
+        key: b(key),
+        target_union: Some(u),
+        range_end: Default::default(),
+    }
 }
 
 fn op_put(k: &str, v: &str) -> RequestOp {
@@ -141,7 +149,9 @@ fn txn_create_if_absent_and_reads_see_earlier_writes() {
             op_put("k", v),
             RequestOp { request: Some(Request::RequestRange(RangeRequest { key: b("k"), ..Default::default() })) },
         ],
-        failure: vec![RequestOp { request: Some(Request::RequestRange(RangeRequest { key: b("k"), ..Default::default() })) }],
+        failure: vec![RequestOp {
+            request: Some(Request::RequestRange(RangeRequest { key: b("k"), ..Default::default() })),
+        }],
     };
     let r = apply(&s, Req::Txn(create("first")));
     let Some(Resp::Txn(t)) = r.response else { panic!("txn failed") };
@@ -175,7 +185,9 @@ fn txn_with_unknown_lease_changes_nothing() {
         compare: vec![],
         success: vec![
             op_put("a", "1"),
-            RequestOp { request: Some(Request::RequestPut(PutRequest { key: b("b"), lease: 77, ..Default::default() })) },
+            RequestOp {
+                request: Some(Request::RequestPut(PutRequest { key: b("b"), lease: 77, ..Default::default() })),
+            },
         ],
         failure: vec![],
     };
@@ -229,7 +241,9 @@ fn range_count_is_before_limit_and_more_is_set() {
     assert_eq!(r.kvs.len(), 2);
     assert!(r.more);
     assert_eq!(r.count, 3);
-    let all = s.range(&RangeRequest { key: b("\0"), range_end: b("\0"), count_only: true, ..Default::default() }).expect("range");
+    let all = s
+        .range(&RangeRequest { key: b("\0"), range_end: b("\0"), count_only: true, ..Default::default() })
+        .expect("range");
     assert_eq!((all.count, all.kvs.len()), (4, 0));
     assert_eq!(s.range(&RangeRequest::default()), Err(Error::EmptyKey));
 }

@@ -140,7 +140,9 @@ mod tests {
     use super::*;
 
     fn put(k: &str) -> RequestOp {
-        RequestOp { request: Some(Request::RequestPut(PutRequest { key: k.as_bytes().to_vec().into(), ..Default::default() })) }
+        RequestOp {
+            request: Some(Request::RequestPut(PutRequest { key: k.as_bytes().to_vec().into(), ..Default::default() })),
+        }
     }
     fn del(k: &str, end: &str) -> RequestOp {
         RequestOp {
@@ -167,20 +169,32 @@ mod tests {
 
     #[test]
     fn op_limits_and_empty_keys() {
-        assert_eq!(validate_txn(&txn(vec![put("a"); 0].into_iter().chain((0..129).map(|i| put(&i.to_string()))).collect(), vec![])), Err(Error::TooManyOps));
+        assert_eq!(validate_txn(&txn((0..129).map(|i| put(&i.to_string())).collect(), vec![])), Err(Error::TooManyOps));
         assert_eq!(validate_txn(&txn(vec![put("")], vec![])), Err(Error::EmptyKey));
     }
 
     fn cmp(target: CompareTarget, result: CompareResult, u: TargetUnion) -> Compare {
-        Compare { result: result as i32, target: target as i32, key: b"k".to_vec().into(), target_union: Some(u), range_end: Default::default() }
+        Compare {
+            result: result as i32,
+            target: target as i32,
+            key: b"k".to_vec().into(),
+            target_union: Some(u),
+            range_end: Default::default(),
+        }
     }
 
     #[test]
     fn missing_keys_compare_as_zero_except_value() {
         assert!(compare_holds(&cmp(CompareTarget::Mod, CompareResult::Equal, TargetUnion::ModRevision(0)), &[]));
         assert!(compare_holds(&cmp(CompareTarget::Version, CompareResult::Less, TargetUnion::Version(1)), &[]));
-        assert!(!compare_holds(&cmp(CompareTarget::Value, CompareResult::Equal, TargetUnion::Value(Default::default())), &[]));
-        assert!(!compare_holds(&cmp(CompareTarget::Value, CompareResult::NotEqual, TargetUnion::Value(b"x".to_vec().into())), &[]));
+        assert!(!compare_holds(
+            &cmp(CompareTarget::Value, CompareResult::Equal, TargetUnion::Value(Default::default())),
+            &[]
+        ));
+        assert!(!compare_holds(
+            &cmp(CompareTarget::Value, CompareResult::NotEqual, TargetUnion::Value(b"x".to_vec().into())),
+            &[]
+        ));
     }
 
     #[test]

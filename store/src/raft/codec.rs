@@ -51,11 +51,7 @@ pub fn node_from_pb(n: &pb::Node) -> MemberNode {
 
 pub fn membership_to_pb(m: &Membership) -> pb::Membership {
     pb::Membership {
-        configs: m
-            .get_joint_config()
-            .iter()
-            .map(|c| pb::NodeIdSet { node_ids: c.iter().copied().collect() })
-            .collect(),
+        configs: m.get_joint_config().iter().map(|c| pb::NodeIdSet { node_ids: c.iter().copied().collect() }).collect(),
         nodes: m.nodes().map(|(id, n)| (*id, node_to_pb(n))).collect(),
     }
 }
@@ -66,7 +62,10 @@ pub fn membership_from_pb(m: &pb::Membership) -> io::Result<Membership> {
     Membership::new(configs, nodes).map_err(|e| invalid(&format!("invalid membership: {e}")))
 }
 
-pub fn stored_membership_from_pb(log_id: Option<&pb::LogId>, m: Option<&pb::Membership>) -> io::Result<StoredMembership> {
+pub fn stored_membership_from_pb(
+    log_id: Option<&pb::LogId>,
+    m: Option<&pb::Membership>,
+) -> io::Result<StoredMembership> {
     let membership = match m {
         Some(m) => membership_from_pb(m)?,
         None => Membership::default(),
@@ -79,7 +78,7 @@ pub fn entry_to_pb(e: &Entry) -> pb::Entry {
     match &e.payload {
         EntryPayload::Blank => {}
         EntryPayload::Normal(p) => out.request = Some(p.0.clone()),
-        EntryPayload::Membership(m) => out.membership = Some(membership_to_pb(&m)),
+        EntryPayload::Membership(m) => out.membership = Some(membership_to_pb(m)),
     }
     out
 }
@@ -101,9 +100,13 @@ mod tests {
 
     #[test]
     fn entries_round_trip() {
-        let nodes = BTreeMap::from([(7, MemberNode { name: "a".into(), peer_urls: vec!["http://x".into()], client_urls: vec![] })]);
+        let nodes = BTreeMap::from([(
+            7,
+            MemberNode { name: "a".into(), peer_urls: vec!["http://x".into()], client_urls: vec![] },
+        )]);
         let m = Membership::new(vec![BTreeSet::from([7])], nodes).expect("membership");
-        let e = Entry { log_id: log_id_from_pb(&pb::LogId { term: 3, index: 9 }), payload: EntryPayload::Membership(m) };
+        let e =
+            Entry { log_id: log_id_from_pb(&pb::LogId { term: 3, index: 9 }), payload: EntryPayload::Membership(m) };
         let back = entry_from_pb(entry_to_pb(&e)).expect("decode");
         assert_eq!(back, e);
     }

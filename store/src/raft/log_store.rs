@@ -10,8 +10,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use capstan_proto::raft as pb;
-use openraft::storage::{IOFlushed, LogState, RaftLogReader, RaftLogStorage};
 use openraft::OptionalSend;
+use openraft::storage::{IOFlushed, LogState, RaftLogReader, RaftLogStorage};
 use prost::Message;
 use rocksdb::{ColumnFamilyDescriptor, DB, Direction, IteratorMode, Options, WriteBatch, WriteOptions};
 
@@ -162,7 +162,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         // Completed before returning, so no append is ever reported flushed
         // while its fsync is still in flight.
         let result = self.write_synced(batch).await;
-        let report = result.as_ref().map(|_| ()).map_err(|e| io_err(e));
+        let report = result.as_ref().map(|_| ()).map_err(io_err);
         callback.io_completed(report);
         result
     }

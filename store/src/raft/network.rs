@@ -10,13 +10,13 @@ use std::time::Duration;
 use capstan_proto::raft as pb;
 use capstan_proto::raft::raft_peer_client::RaftPeerClient;
 use futures::StreamExt;
+use openraft::OptionalSend;
 use openraft::errors::{NetworkError, RPCError, ReplicationClosed, StreamingError, Unreachable};
 use openraft::network::{RPCOption, RaftNetworkFactory, RaftNetworkV2};
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, TransferLeaderRequest, TransferLeaderResponse,
     VoteRequest, VoteResponse,
 };
-use openraft::OptionalSend;
 use tokio::io::AsyncReadExt;
 use tonic::transport::{Channel, Endpoint};
 
@@ -150,8 +150,12 @@ impl RaftNetworkV2<TypeConfig> for PeerConnection {
             last_log_id: rpc.last_log_id.as_ref().map(log_id_to_pb),
             leadership_transfer: rpc.leadership_transfer,
         };
-        let resp =
-            self.client()?.vote(peer_request(self.cluster_id, msg, option.hard_ttl())).await.map_err(rpc_error)?.into_inner();
+        let resp = self
+            .client()?
+            .vote(peer_request(self.cluster_id, msg, option.hard_ttl()))
+            .await
+            .map_err(rpc_error)?
+            .into_inner();
         let vote = vote_from_pb(resp.vote.as_ref()).map_err(decode_error)?;
         Ok(VoteResponse::new(vote, resp.last_log_id.as_ref().map(log_id_from_pb), resp.vote_granted))
     }
@@ -239,7 +243,10 @@ impl RaftNetworkV2<TypeConfig> for PeerConnection {
 fn transfer_reply_from_pb(r: pb::TransferLeaderReply) -> std::io::Result<TransferLeaderResponse<TypeConfig>> {
     use openraft::raft::TransferLeaderError;
     if let (Some(e), Some(a)) = (&r.vote_changed_expected, &r.vote_changed_actual) {
-        return Ok(Err(TransferLeaderError::VoteChanged { expected: vote_from_pb(Some(e))?, actual: vote_from_pb(Some(a))? }));
+        return Ok(Err(TransferLeaderError::VoteChanged {
+            expected: vote_from_pb(Some(e))?,
+            actual: vote_from_pb(Some(a))?,
+        }));
     }
     if r.log_not_flushed {
         return Ok(Err(TransferLeaderError::LogNotFlushed {

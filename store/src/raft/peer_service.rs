@@ -31,7 +31,8 @@ impl PeerService {
     }
 
     fn check_cluster<T>(&self, req: &Request<T>) -> Result<(), Status> {
-        let theirs = req.metadata().get(CLUSTER_ID_HEADER).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+        let theirs =
+            req.metadata().get(CLUSTER_ID_HEADER).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
         match theirs {
             Some(id) if id == self.member.cluster_id => Ok(()),
             Some(id) => Err(Status::permission_denied(format!(
@@ -138,7 +139,8 @@ impl RaftPeer for PeerService {
         self.check_cluster(&req)?;
         let r = req.into_inner();
         let from = vote_from_pb(r.from_leader.as_ref()).map_err(bad)?;
-        let rpc = TransferLeaderRequest::<TypeConfig>::new(from, r.to_node_id, r.last_log_id.as_ref().map(log_id_from_pb));
+        let rpc =
+            TransferLeaderRequest::<TypeConfig>::new(from, r.to_node_id, r.last_log_id.as_ref().map(log_id_from_pb));
         let resp = self.member.raft.handle_transfer_leader(rpc).await.map_err(raft_status)?;
         Ok(Response::new(transfer_reply_to_pb(&resp)))
     }
@@ -175,10 +177,7 @@ impl RaftPeer for PeerService {
         Ok(Response::new(pb::TimeToLiveReply { ttl }))
     }
 
-    async fn change_membership(
-        &self,
-        req: Request<pb::MembershipChange>,
-    ) -> Result<Response<pb::ClusterInfo>, Status> {
+    async fn change_membership(&self, req: Request<pb::MembershipChange>) -> Result<Response<pb::ClusterInfo>, Status> {
         self.check_cluster(&req)?;
         self.member.change_membership_as_leader(&req.into_inner()).await.map_err(Status::from)?;
         Ok(Response::new(self.member.cluster_info()))

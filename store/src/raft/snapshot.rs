@@ -86,7 +86,8 @@ pub fn write(path: &Path, meta: &PbSnapshotMeta, view: &dyn ReadView) -> Result<
             break;
         }
         view.scan(family, &[], None, &mut |k, v| {
-            let rec = SnapshotRecord { family: family.index() as u32, key: k.to_vec().into(), value: v.to_vec().into() };
+            let rec =
+                SnapshotRecord { family: family.index() as u32, key: k.to_vec().into(), value: v.to_vec().into() };
             io_result = w.write_all(&rec.encode_length_delimited_to_vec());
             io_result.is_ok()
         })?;
@@ -118,7 +119,7 @@ pub fn read(path: &Path) -> Result<Decoded, SnapshotError> {
 
 pub fn decode(path: &Path, raw: &[u8]) -> Result<Decoded, SnapshotError> {
     let size = raw.len() as u64;
-    if size < (MAGIC.len() + SHA_LEN) as u64 || (size - SHA_LEN as u64) % ALIGN != 0 {
+    if size < (MAGIC.len() + SHA_LEN) as u64 || !(size - SHA_LEN as u64).is_multiple_of(ALIGN) {
         return Err(SnapshotError::BadSize(path.to_path_buf(), size));
     }
     let (body, digest) = raw.split_at(raw.len() - SHA_LEN);
@@ -154,7 +155,8 @@ pub fn read_meta(path: &Path) -> Result<PbSnapshotMeta, SnapshotError> {
     let Some(mut rest) = head[..n].strip_prefix(MAGIC.as_slice()) else {
         return Err(SnapshotError::BadMagic(path.to_path_buf()));
     };
-    PbSnapshotMeta::decode_length_delimited(&mut rest).map_err(|e| SnapshotError::BadRecord(path.to_path_buf(), e.to_string()))
+    PbSnapshotMeta::decode_length_delimited(&mut rest)
+        .map_err(|e| SnapshotError::BadRecord(path.to_path_buf(), e.to_string()))
 }
 
 /// The directory holding this member's snapshots: the current one is the

@@ -4,7 +4,8 @@
 
 use std::io;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use capstan_proto::raft::{self as pb, StoreResponse, store_response};
 use futures::{Stream, TryStreamExt};
@@ -14,6 +15,7 @@ use openraft::{EntryPayload, OptionalSend};
 use super::codec::{log_id_to_pb, membership_to_pb, opt_log_id_from_pb, stored_membership_from_pb};
 use super::snapshot::{self, SnapshotDir, SnapshotFile};
 use super::{LogId, Snapshot, SnapshotMeta, StoredMembership, TypeConfig};
+use crate::lease::clock::LeaseClock;
 use crate::mvcc::MvccStore;
 use crate::watch::WatchHub;
 
@@ -22,6 +24,8 @@ pub struct StateMachine {
     mvcc: Arc<MvccStore>,
     hub: WatchHub,
     snapshots: SnapshotDir,
+    /// A lease's TTL runs from when its grant is applied.
+    lease_clock: Arc<Mutex<LeaseClock>>,
 }
 
 fn io_err(e: impl std::fmt::Display) -> io::Error {
@@ -29,8 +33,13 @@ fn io_err(e: impl std::fmt::Display) -> io::Error {
 }
 
 impl StateMachine {
-    pub fn new(mvcc: Arc<MvccStore>, hub: WatchHub, snapshots: SnapshotDir) -> Self {
-        StateMachine { mvcc, hub, snapshots }
+    pub fn new(
+        mvcc: Arc<MvccStore>,
+        hub: WatchHub,
+        snapshots: SnapshotDir,
+        lease_clock: Arc<Mutex<LeaseClock>>,
+    ) -> Self {
+        StateMachine { mvcc, hub, snapshots, lease_clock }
     }
 
     fn snapshot_from_file(path: PathBuf) -> io::Result<Snapshot> {
@@ -63,12 +72,19 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     {
         let batch: Vec<EntryResponder<TypeConfig>> = entries.try_collect().await?;
         let mut responders = Vec::with_capacity(batch.len());
+        let mut granted = Vec::new();
         let mut applier = self.mvcc.applier();
         for (entry, responder) in batch {
             let log_id = log_id_to_pb(&entry.log_id);
             let response = match &entry.payload {
                 EntryPayload::Blank => StoreResponse::default(),
-                EntryPayload::Normal(proposal) => applier.apply(&proposal.0).map_err(io_err)?,
+                EntryPayload::Normal(proposal) => {
+                    let response = applier.apply(&proposal.0).map_err(io_err)?;
+                    if let Some(store_response::Response::LeaseGrant(g)) = &response.response {
+                        granted.push((g.id, g.ttl));
+                    }
+                    response
+                }
                 EntryPayload::Membership(m) => {
                     applier.set_membership(log_id, membership_to_pb(m));
                     StoreResponse::default()
@@ -80,6 +96,13 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             }
         }
         let events = applier.commit().map_err(io_err)?;
+        if !granted.is_empty() {
+            let now = Instant::now();
+            let mut clock = self.lease_clock.lock().unwrap_or_else(|e| e.into_inner());
+            for (id, ttl) in granted {
+                clock.refresh(id, ttl, now);
+            }
+        }
         for ev in events {
             self.hub.publish(ev);
         }

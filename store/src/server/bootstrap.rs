@@ -20,7 +20,9 @@ pub enum BootstrapError {
     InitialCluster(String, String),
     #[error("--initial-cluster has no member named {0:?} (set --name or --initial-cluster)")]
     NotInInitialCluster(String),
-    #[error("--initial-advertise-peer-urls {advertised:?} do not match the URLs of {name:?} in --initial-cluster {listed:?}")]
+    #[error(
+        "--initial-advertise-peer-urls {advertised:?} do not match the URLs of {name:?} in --initial-cluster {listed:?}"
+    )]
     PeerUrlMismatch { name: String, advertised: Vec<String>, listed: Vec<String> },
     #[error("data dir {dir} is corrupt: {reason}; it will not be reset, move it away to start afresh")]
     Corrupt { dir: String, reason: String },
@@ -79,19 +81,20 @@ pub fn cluster_id(member_ids: &[u64], token: &str) -> u64 {
     hash_u64(&[&joined, token.as_bytes()])
 }
 
-/// The initial members (id → (name, peer URLs)) and the cluster id, as the flags describe them.
-pub fn initial_members(cfg: &Config) -> Result<(BTreeMap<u64, (String, Vec<String>)>, u64), BootstrapError> {
+/// Initial members by id: (name, peer URLs).
+pub type InitialMembers = BTreeMap<u64, (String, Vec<String>)>;
+
+/// The initial members and the cluster id, as the flags describe them.
+pub fn initial_members(cfg: &Config) -> Result<(InitialMembers, u64), BootstrapError> {
     let parsed = parse_initial_cluster(&cfg.initial_cluster)?;
-    let members: BTreeMap<u64, (String, Vec<String>)> = parsed
-        .into_iter()
-        .map(|(name, urls)| (member_id(&urls, &cfg.initial_cluster_token), (name, urls)))
-        .collect();
+    let members: BTreeMap<u64, (String, Vec<String>)> =
+        parsed.into_iter().map(|(name, urls)| (member_id(&urls, &cfg.initial_cluster_token), (name, urls))).collect();
     let ids: Vec<u64> = members.keys().copied().collect();
     Ok((members, cluster_id(&ids, &cfg.initial_cluster_token)))
 }
 
 /// This member's id in the initial cluster, checking that its advertised URLs agree.
-pub fn own_initial_id(cfg: &Config, members: &BTreeMap<u64, (String, Vec<String>)>) -> Result<u64, BootstrapError> {
+pub fn own_initial_id(cfg: &Config, members: &InitialMembers) -> Result<u64, BootstrapError> {
     let (id, (_, listed)) = members
         .iter()
         .find(|(_, (name, _))| *name == cfg.name)

@@ -48,8 +48,9 @@ pub struct Member {
     pub pool: ChannelPool,
     pub timing: Timing,
     pub data_dir: PathBuf,
-    // A std lock: taken for map updates only, never across an await.
-    pub(crate) lease_clock: Mutex<LeaseClock>,
+    // A std lock: taken for map updates only, never across an await. Shared
+    // with the state machine, which starts a lease's TTL when its grant applies.
+    pub(crate) lease_clock: Arc<Mutex<LeaseClock>>,
     pub shutdown: CancellationToken,
 }
 
@@ -158,7 +159,11 @@ impl Member {
         let deadline = Instant::now() + self.timing.request_timeout();
         loop {
             let leader = self.wait_leader(deadline).await?;
-            let attempt = if leader == self.id { self.read_index_as_leader().await.map(|_| ()) } else { self.follower_read(leader, deadline).await };
+            let attempt = if leader == self.id {
+                self.read_index_as_leader().await.map(|_| ())
+            } else {
+                self.follower_read(leader, deadline).await
+            };
             match attempt {
                 Err(Error::NotLeader) if Instant::now() < deadline => {
                     tokio::time::sleep(Duration::from_millis(20)).await;
@@ -213,11 +218,19 @@ impl Member {
         }
     }
 
-    async fn forward_membership_change(&self, leader: u64, change: pb::MembershipChange, deadline: Instant) -> Result<Membership> {
+    async fn forward_membership_change(
+        &self,
+        leader: u64,
+        change: pb::MembershipChange,
+        deadline: Instant,
+    ) -> Result<Membership> {
         let node = self.node(leader).ok_or(Error::NoLeader)?;
         let mut client = self.pool.client(&node).map_err(|_| Error::NoLeader)?;
         let timeout = deadline.saturating_duration_since(Instant::now());
-        let info = client.change_membership(peer_request(self.cluster_id, change, timeout)).await.map_err(|s| status_to_error(&s))?;
+        let info = client
+            .change_membership(peer_request(self.cluster_id, change, timeout))
+            .await
+            .map_err(|s| status_to_error(&s))?;
         let m = info.into_inner().membership.unwrap_or_default();
         crate::raft::codec::membership_from_pb(&m).map_err(|e| Error::Storage(e.to_string()))
     }
@@ -230,7 +243,8 @@ impl Member {
         let voters: BTreeSet<u64> = current.voter_ids().collect();
         let request: ChangeMembers = match &change.change {
             Some(membership_change::Change::Add(add)) => {
-                let node = node_from_pb(add.node.as_ref().ok_or_else(|| Error::InvalidRequest("member without node".into()))?);
+                let node =
+                    node_from_pb(add.node.as_ref().ok_or_else(|| Error::InvalidRequest("member without node".into()))?);
                 if current.nodes().any(|(_, n)| n.peer_urls.iter().any(|u| node.peer_urls.contains(u))) {
                     return Err(Error::PeerUrlExists);
                 }
@@ -262,11 +276,13 @@ impl Member {
                 ChangeMembers::RemoveNodes(BTreeSet::from([*id]))
             }
             Some(membership_change::Change::Update(u)) => {
-                let node = node_from_pb(u.node.as_ref().ok_or_else(|| Error::InvalidRequest("member without node".into()))?);
+                let node =
+                    node_from_pb(u.node.as_ref().ok_or_else(|| Error::InvalidRequest("member without node".into()))?);
                 if current.get_node(&u.id).is_none() {
                     return Err(Error::MemberNotFound);
                 }
-                if current.nodes().any(|(id, n)| *id != u.id && n.peer_urls.iter().any(|p| node.peer_urls.contains(p))) {
+                if current.nodes().any(|(id, n)| *id != u.id && n.peer_urls.iter().any(|p| node.peer_urls.contains(p)))
+                {
                     return Err(Error::PeerUrlExists);
                 }
                 ChangeMembers::SetNodes(BTreeMap::from([(u.id, node)]))
@@ -340,7 +356,9 @@ impl Member {
                 self.forward_lease_ttl(leader, id, keep_alive, deadline).await
             };
             match attempt {
-                Err(Error::NotLeader) if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(20)).await,
+                Err(Error::NotLeader) if Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(20)).await
+                }
                 other => return other,
             }
         }
@@ -380,7 +398,8 @@ impl Member {
                 self.mvcc.lease_ids().into_iter().filter_map(|id| self.mvcc.lease(id).map(|l| (id, l.ttl))).collect();
             let expired = self.lease_clock().expired(&live, Instant::now());
             for id in expired {
-                let req = StoreRequest { request: Some(store_request::Request::LeaseRevoke(LeaseRevokeRequest { id })) };
+                let req =
+                    StoreRequest { request: Some(store_request::Request::LeaseRevoke(LeaseRevokeRequest { id })) };
                 match self.propose(req).await {
                     Ok(_) | Err(Error::LeaseNotFound) => tracing::debug!(lease = id, "lease expired"),
                     Err(e) => {
@@ -432,7 +451,9 @@ fn into_result(resp: StoreResponse) -> Result<StoreResponse> {
 /// A peer's reply status back to our error (its message is etcd's text).
 pub fn status_to_error(s: &tonic::Status) -> Error {
     match s.code() {
-        tonic::Code::Unavailable if s.message().starts_with("etcdserver:") => Error::from_wire(s.code() as i32, s.message()),
+        tonic::Code::Unavailable if s.message().starts_with("etcdserver:") => {
+            Error::from_wire(s.code() as i32, s.message())
+        }
         // The request never left this member: safe to try again.
         tonic::Code::Unavailable if s.message().contains("connect") => Error::NotLeader,
         tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::Cancelled => Error::LeaderChanged,

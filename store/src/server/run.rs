@@ -16,12 +16,14 @@ use capstan_proto::raft::raft_peer_server::RaftPeerServer;
 use capstan_proto::raft::{self as pb, MemberIdentity, membership_change::Change};
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
+use tokio_stream::StreamExt;
 use tokio_util::sync::CancellationToken;
 
 use super::bootstrap::{self, BootstrapError};
 use super::config::{ClusterState, Config};
 use super::member::{Member, Timing};
 use crate::api::{self, MAX_RECV_BYTES};
+use crate::lease::clock::LeaseClock;
 use crate::metrics::Metrics;
 use crate::mvcc::MvccStore;
 use crate::mvcc::rocks::RocksBackend;
@@ -70,7 +72,11 @@ impl RunningMember {
 fn socket_of(url: &str) -> Result<String, StartError> {
     let listen_err = |reason: &str| StartError::Listen { url: url.to_string(), reason: reason.to_string() };
     let rest = url.strip_prefix("http://").ok_or_else(|| {
-        if url.starts_with("https://") { listen_err("TLS is not supported yet; use http://") } else { listen_err("not an http:// URL") }
+        if url.starts_with("https://") {
+            listen_err("TLS is not supported yet; use http://")
+        } else {
+            listen_err("not an http:// URL")
+        }
     })?;
     Ok(rest.trim_end_matches('/').to_string())
 }
@@ -92,7 +98,10 @@ async fn identify(cfg: &Config, member_dir: &Path) -> Result<Identity, StartErro
     let identity_path = member_dir.join("identity");
     let dir = cfg.data_dir.display().to_string();
     let initial = |members: BTreeMap<u64, (String, Vec<String>)>| -> BTreeMap<u64, MemberNode> {
-        members.into_iter().map(|(id, (name, peer_urls))| (id, MemberNode { name, peer_urls, client_urls: vec![] })).collect()
+        members
+            .into_iter()
+            .map(|(id, (name, peer_urls))| (id, MemberNode { name, peer_urls, client_urls: vec![] }))
+            .collect()
     };
     if member_dir.exists() {
         let id = bootstrap::read_identity(&identity_path, &cfg.data_dir)?;
@@ -178,17 +187,23 @@ pub async fn start(cfg: Config) -> Result<RunningMember, StartError> {
     let member_dir = cfg.data_dir.join("member");
     let identity = identify(&cfg, &member_dir).await?;
     let metrics = Metrics::new();
-    let open_err = |what: &'static str, path: &Path, reason: String| StartError::Open { what, path: path.to_path_buf(), reason };
+    let open_err =
+        |what: &'static str, path: &Path, reason: String| StartError::Open { what, path: path.to_path_buf(), reason };
 
     let log_path = member_dir.join("raft");
-    let log_store = LogStore::open(&log_path, metrics.clone()).map_err(|e| open_err("raft log", &log_path, e.to_string()))?;
+    let log_store =
+        LogStore::open(&log_path, metrics.clone()).map_err(|e| open_err("raft log", &log_path, e.to_string()))?;
     let kv_path = member_dir.join("kv");
     let backend = RocksBackend::open(&kv_path).map_err(|e| open_err("key-value database", &kv_path, e.to_string()))?;
-    let mvcc = Arc::new(MvccStore::open(Arc::new(backend)).map_err(|e| open_err("key-value database", &kv_path, e.to_string()))?);
+    let mvcc = Arc::new(
+        MvccStore::open(Arc::new(backend)).map_err(|e| open_err("key-value database", &kv_path, e.to_string()))?,
+    );
     let snap_path = member_dir.join("snap");
-    let snapshots = SnapshotDir::open(snap_path.clone()).map_err(|e| open_err("snapshot dir", &snap_path, e.to_string()))?;
+    let snapshots =
+        SnapshotDir::open(snap_path.clone()).map_err(|e| open_err("snapshot dir", &snap_path, e.to_string()))?;
     let hub = WatchHub::new();
-    let state_machine = StateMachine::new(mvcc.clone(), hub.clone(), snapshots.clone());
+    let lease_clock = Arc::new(Mutex::new(LeaseClock::default()));
+    let state_machine = StateMachine::new(mvcc.clone(), hub.clone(), snapshots.clone(), lease_clock.clone());
     let pool = ChannelPool::default();
     let network = PeerNetwork { cluster_id: identity.cluster_id, pool: pool.clone() };
     let raft = Raft::new(identity.member_id, raft_config(&cfg)?, network, log_store, state_machine)
@@ -206,7 +221,7 @@ pub async fn start(cfg: Config) -> Result<RunningMember, StartError> {
         pool,
         timing: Timing { heartbeat_ms: cfg.heartbeat_interval_ms, election_ms: cfg.election_timeout_ms },
         data_dir: cfg.data_dir.clone(),
-        lease_clock: Mutex::new(Default::default()),
+        lease_clock,
         shutdown: CancellationToken::new(),
     });
 
@@ -214,7 +229,8 @@ pub async fn start(cfg: Config) -> Result<RunningMember, StartError> {
     let mut peer_addrs = Vec::new();
     for url in &cfg.listen_peer_urls {
         let listener = bind(url).await?;
-        peer_addrs.push(listener.local_addr().map_err(|e| StartError::Listen { url: url.clone(), reason: e.to_string() })?);
+        peer_addrs
+            .push(listener.local_addr().map_err(|e| StartError::Listen { url: url.clone(), reason: e.to_string() })?);
         let svc = RaftPeerServer::new(PeerService::new(member.clone(), snapshots.clone()))
             .max_decoding_message_size(64 * 1024 * 1024)
             .max_encoding_message_size(64 * 1024 * 1024);
@@ -233,11 +249,13 @@ pub async fn start(cfg: Config) -> Result<RunningMember, StartError> {
     let mut client_addrs = Vec::new();
     for url in &cfg.listen_client_urls {
         let listener = bind(url).await?;
-        client_addrs.push(listener.local_addr().map_err(|e| StartError::Listen { url: url.clone(), reason: e.to_string() })?);
+        client_addrs
+            .push(listener.local_addr().map_err(|e| StartError::Listen { url: url.clone(), reason: e.to_string() })?);
         let routes = client_routes(&member, &snapshots, cfg.watch_progress_notify_interval);
         let shutdown = member.shutdown.clone();
         tasks.spawn(async move {
-            let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+            // etcd clients may send a scheme inside :authority; see api/authority.rs.
+            let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener).map(|s| s.map(api::authority::new));
             let served = tonic::transport::Server::builder()
                 .accept_http1(true)
                 .tcp_nodelay(true)
@@ -271,9 +289,17 @@ pub async fn start(cfg: Config) -> Result<RunningMember, StartError> {
 fn client_routes(member: &Arc<Member>, snapshots: &SnapshotDir, progress_every: Duration) -> tonic::service::Routes {
     tonic::service::Routes::from(api::http::router(member.clone()))
         .add_service(KvServer::new(api::kv::KvService::new(member.clone())).max_decoding_message_size(MAX_RECV_BYTES))
-        .add_service(WatchServer::new(WatchService::new(member.clone(), progress_every)).max_decoding_message_size(MAX_RECV_BYTES))
-        .add_service(LeaseServer::new(api::lease::LeaseService::new(member.clone())).max_decoding_message_size(MAX_RECV_BYTES))
-        .add_service(ClusterServer::new(api::cluster::ClusterService::new(member.clone())).max_decoding_message_size(MAX_RECV_BYTES))
+        .add_service(
+            WatchServer::new(WatchService::new(member.clone(), progress_every))
+                .max_decoding_message_size(MAX_RECV_BYTES),
+        )
+        .add_service(
+            LeaseServer::new(api::lease::LeaseService::new(member.clone())).max_decoding_message_size(MAX_RECV_BYTES),
+        )
+        .add_service(
+            ClusterServer::new(api::cluster::ClusterService::new(member.clone()))
+                .max_decoding_message_size(MAX_RECV_BYTES),
+        )
         .add_service(
             MaintenanceServer::new(api::maintenance::MaintenanceService::new(member.clone(), snapshots.clone()))
                 .max_decoding_message_size(MAX_RECV_BYTES),
@@ -290,7 +316,11 @@ async fn publish_self(member: Arc<Member>, client_urls: Vec<String>) {
                 return;
             }
             if member.leader().is_some() {
-                let wanted = MemberNode { name: member.name.clone(), peer_urls: node.peer_urls.clone(), client_urls: client_urls.clone() };
+                let wanted = MemberNode {
+                    name: member.name.clone(),
+                    peer_urls: node.peer_urls.clone(),
+                    client_urls: client_urls.clone(),
+                };
                 let change = pb::MembershipChange {
                     change: Some(Change::Update(pb::UpdateMember { id: member.id, node: Some(node_to_pb(&wanted)) })),
                 };

@@ -40,7 +40,13 @@ impl Watch for WatchService {
 
     async fn watch(&self, req: Request<Streaming<WatchRequest>>) -> Result<Response<Self::WatchStream>, Status> {
         let (tx, rx) = mpsc::channel(256);
-        let stream = StreamState { member: self.member.clone(), progress_every: self.progress_every, out: tx, watchers: HashMap::new(), next_id: 0 };
+        let stream = StreamState {
+            member: self.member.clone(),
+            progress_every: self.progress_every,
+            out: tx,
+            watchers: HashMap::new(),
+            next_id: 0,
+        };
         tokio::spawn(stream.run(req.into_inner()));
         Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))))
     }
@@ -95,7 +101,7 @@ impl StreamState {
         let keys = KeyRange::new(&key, &c.range_end);
         let header = Some(self.member.header(self.member.mvcc.current_revision()));
         let refuse = |reason: &str| WatchResponse {
-            header: header.clone(),
+            header,
             watch_id: -1,
             created: true,
             canceled: true,
@@ -129,7 +135,12 @@ impl StreamState {
             progress_every: c.progress_notify.then_some(self.progress_every),
             start,
         };
-        let created = WatchResponse { header: Some(self.member.header(current)), watch_id: id, created: true, ..Default::default() };
+        let created = WatchResponse {
+            header: Some(self.member.header(current)),
+            watch_id: id,
+            created: true,
+            ..Default::default()
+        };
         if !self.reply(created).await {
             return false;
         }
@@ -142,7 +153,8 @@ impl StreamState {
     /// Answers with the revision every watcher on the stream has caught up to.
     async fn progress(&self) -> bool {
         let current = self.member.mvcc.current_revision();
-        let rev = self.watchers.values().map(|h| h.delivered.load(Ordering::Acquire)).min().unwrap_or(current).min(current);
+        let rev =
+            self.watchers.values().map(|h| h.delivered.load(Ordering::Acquire)).min().unwrap_or(current).min(current);
         self.reply(WatchResponse { header: Some(self.member.header(rev)), watch_id: -1, ..Default::default() }).await
     }
 }

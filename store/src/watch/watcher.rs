@@ -14,8 +14,8 @@ use tokio_util::sync::CancellationToken;
 use tonic::Status;
 
 use crate::error::Error;
-use crate::mvcc::range::KeyRange;
 use crate::mvcc::RevisionEvents;
+use crate::mvcc::range::KeyRange;
 use crate::server::member::Member;
 
 /// etcd batches at most this many revisions into one catch-up response.
@@ -60,7 +60,12 @@ enum Step {
 impl Watcher {
     /// `rx` must be subscribed before the current revision was read for
     /// `spec.start`, so no live revision is missed.
-    pub fn new(spec: WatcherSpec, member: Arc<Member>, rx: broadcast::Receiver<Arc<RevisionEvents>>, out: Outbound) -> (Self, WatcherHandle) {
+    pub fn new(
+        spec: WatcherSpec,
+        member: Arc<Member>,
+        rx: broadcast::Receiver<Arc<RevisionEvents>>,
+        out: Outbound,
+    ) -> (Self, WatcherHandle) {
         let cancel = CancellationToken::new();
         let delivered = Arc::new(AtomicI64::new(spec.start - 1));
         let handle = WatcherHandle { cancel: cancel.clone(), delivered: delivered.clone() };
@@ -141,7 +146,9 @@ impl Watcher {
             Err(Error::Compacted) => {
                 let compacted = self.member.mvcc.compact_revision();
                 let mut resp = self.response(0, vec![]);
-                resp.header.as_mut().map(|h| h.revision = 0);
+                if let Some(h) = resp.header.as_mut() {
+                    h.revision = 0;
+                }
                 resp.canceled = true;
                 resp.compact_revision = compacted;
                 self.send(resp).await;
@@ -194,7 +201,12 @@ impl Watcher {
     }
 
     fn response(&self, revision: i64, events: Vec<Event>) -> WatchResponse {
-        WatchResponse { header: Some(self.member.header(revision)), watch_id: self.spec.id, events, ..Default::default() }
+        WatchResponse {
+            header: Some(self.member.header(revision)),
+            watch_id: self.spec.id,
+            events,
+            ..Default::default()
+        }
     }
 
     async fn send(&self, resp: WatchResponse) -> bool {
