@@ -105,7 +105,7 @@ async fn watches_share_a_stream_and_keep_etcds_rules() {
     })
     .await
     .unwrap_or_else(|e| panic!("{e}"));
-    let mut seen = vec![next(&mut stream).await, next(&mut stream).await];
+    let mut seen = [next(&mut stream).await, next(&mut stream).await];
     seen.sort_by_key(|r| r.watch_id);
     assert_eq!(seen[0].watch_id, 0);
     assert_eq!(seen[1].watch_id, 1, "the NOPUT watch sees the delete");
