@@ -17,6 +17,11 @@ pub struct MemberSpec {
 }
 
 impl MemberSpec {
+    /// A member named `name` with OS-picked ports and its data under `dir`.
+    pub fn new(dir: &Path, name: String) -> MemberSpec {
+        MemberSpec { client_port: free_port(), peer_port: free_port(), data_dir: dir.join(&name), name }
+    }
+
     pub fn client_url(&self) -> String {
         format!("http://127.0.0.1:{}", self.client_port)
     }
@@ -41,14 +46,7 @@ impl Cluster {
     /// Starts `n` members and waits until they have a leader.
     pub fn start(n: usize, extra_args: &[&str]) -> Cluster {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
-        let members = (0..n)
-            .map(|i| MemberSpec {
-                name: format!("m{}", i + 1),
-                client_port: free_port(),
-                peer_port: free_port(),
-                data_dir: dir.path().join(format!("m{}", i + 1)),
-            })
-            .collect();
+        let members = (0..n).map(|i| MemberSpec::new(dir.path(), format!("m{}", i + 1))).collect();
         let mut c = Cluster {
             dir,
             members,
@@ -89,7 +87,7 @@ impl Cluster {
             .arg(format!("--initial-cluster-state={state}"))
             .arg(format!("--initial-cluster-token={}", self.token))
             .args(&self.extra_args)
-            .env("RUST_LOG", "info,openraft=warn")
+            .env("RUST_LOG", "info,openraft=info")
             .stdout(Stdio::from(log))
             .stderr(Stdio::from(err))
             .spawn()
@@ -139,12 +137,7 @@ impl Cluster {
     /// Adds a member spec (not started) and returns its index.
     pub fn add_spec(&mut self) -> usize {
         let i = self.members.len();
-        self.members.push(MemberSpec {
-            name: format!("m{}", i + 1),
-            client_port: free_port(),
-            peer_port: free_port(),
-            data_dir: self.dir.path().join(format!("m{}", i + 1)),
-        });
+        self.members.push(MemberSpec::new(self.dir.path(), format!("m{}", i + 1)));
         self.procs.push(None);
         i
     }
@@ -176,7 +169,7 @@ impl Cluster {
     pub fn log_tail(&self, i: usize) -> String {
         let text = std::fs::read_to_string(self.log_path(i)).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(30)..].join("\n")
+        lines[lines.len().saturating_sub(60)..].join("\n")
     }
 }
 
@@ -184,6 +177,12 @@ impl Drop for Cluster {
     fn drop(&mut self) {
         for i in 0..self.procs.len() {
             self.kill(i);
+        }
+        // A failing test shows what every member logged.
+        if std::thread::panicking() {
+            for i in 0..self.members.len() {
+                eprintln!("--- log of {} (last lines)\n{}", self.members[i].name, self.log_tail(i));
+            }
         }
     }
 }
@@ -198,14 +197,7 @@ pub struct EtcdCluster {
 impl EtcdCluster {
     pub fn start(n: usize) -> EtcdCluster {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
-        let members: Vec<MemberSpec> = (0..n)
-            .map(|i| MemberSpec {
-                name: format!("m{}", i + 1),
-                client_port: free_port(),
-                peer_port: free_port(),
-                data_dir: dir.path().join(format!("e{}", i + 1)),
-            })
-            .collect();
+        let members: Vec<MemberSpec> = (0..n).map(|i| MemberSpec::new(dir.path(), format!("m{}", i + 1))).collect();
         let initial = members.iter().map(|m| format!("{}={}", m.name, m.peer_url())).collect::<Vec<_>>().join(",");
         let procs = members
             .iter()

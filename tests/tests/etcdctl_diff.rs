@@ -77,6 +77,9 @@ fn normalize(text: &str, dir: &Path) -> String {
     let ids = Regex::new(r"\b[0-9a-f]{10,16}\b").unwrap_or_else(|e| panic!("{e}"));
     let ports = Regex::new(r"127\.0\.0\.1:\d+").unwrap_or_else(|e| panic!("{e}"));
     let took = Regex::new(r"took = [0-9.]+[µmn]?s").unwrap_or_else(|e| panic!("{e}"));
+    // Seconds left depend on timing; etcd lists attached keys in map order.
+    let remaining = Regex::new(r"remaining\(\d+s\)").unwrap_or_else(|e| panic!("{e}"));
+    let attached = Regex::new(r"attached keys\(\[([^\]]*)\]\)").unwrap_or_else(|e| panic!("{e}"));
     let mut out = Vec::new();
     for line in text.lines() {
         // etcdctl's own structured log lines carry timestamps and random targets.
@@ -98,6 +101,12 @@ fn normalize(text: &str, dir: &Path) -> String {
         let line = ids.replace_all(&line, "<ID>");
         let line = ports.replace_all(&line, "127.0.0.1:<PORT>");
         let line = took.replace_all(&line, "took = <DUR>");
+        let line = remaining.replace_all(&line, "remaining(<S>)");
+        let line = attached.replace_all(&line, |c: &regex::Captures| {
+            let mut keys: Vec<&str> = c[1].split(' ').collect();
+            keys.sort_unstable();
+            format!("attached keys([{}])", keys.join(" "))
+        });
         out.push(line.into_owned());
     }
     // Member lists are ordered by id; ids differ between clusters.

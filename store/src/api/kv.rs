@@ -10,7 +10,7 @@ use capstan_proto::etcdserverpb::{
 use capstan_proto::raft::{store_request::Request as Req, store_response::Response as Resp};
 use tonic::{Request, Response, Status};
 
-use super::proposal;
+use super::write;
 use crate::error::Error;
 use crate::mvcc::txn::{validate_put, validate_txn};
 use crate::server::member::Member;
@@ -23,10 +23,6 @@ impl KvService {
     pub fn new(member: Arc<Member>) -> Self {
         KvService { member }
     }
-}
-
-fn unexpected() -> Status {
-    Error::Storage("unexpected response kind".into()).into()
 }
 
 #[tonic::async_trait]
@@ -48,13 +44,8 @@ impl Kv for KvService {
     async fn put(&self, req: Request<PutRequest>) -> Result<Response<PutResponse>, Status> {
         let p = req.into_inner();
         validate_put(&p)?;
-        match self.member.propose(proposal(Req::Put(p))?).await?.response {
-            Some(Resp::Put(mut r)) => {
-                r.header = Some(self.member.header(r.header.map_or(0, |h| h.revision)));
-                Ok(Response::new(r))
-            }
-            _ => Err(unexpected()),
-        }
+        let r = write(&self.member, Req::Put(p), |r| if let Resp::Put(p) = r { Some(p) } else { None }).await?;
+        Ok(Response::new(r))
     }
 
     async fn delete_range(&self, req: Request<DeleteRangeRequest>) -> Result<Response<DeleteRangeResponse>, Status> {
@@ -62,35 +53,23 @@ impl Kv for KvService {
         if d.key.is_empty() {
             return Err(Error::EmptyKey.into());
         }
-        match self.member.propose(proposal(Req::DeleteRange(d))?).await?.response {
-            Some(Resp::DeleteRange(mut r)) => {
-                r.header = Some(self.member.header(r.header.map_or(0, |h| h.revision)));
-                Ok(Response::new(r))
-            }
-            _ => Err(unexpected()),
-        }
+        let r = write(&self.member, Req::DeleteRange(d), |r| if let Resp::DeleteRange(d) = r { Some(d) } else { None })
+            .await?;
+        Ok(Response::new(r))
     }
 
     async fn txn(&self, req: Request<TxnRequest>) -> Result<Response<TxnResponse>, Status> {
         let t = req.into_inner();
         validate_txn(&t)?;
-        match self.member.propose(proposal(Req::Txn(t))?).await?.response {
-            Some(Resp::Txn(mut r)) => {
-                r.header = Some(self.member.header(r.header.map_or(0, |h| h.revision)));
-                Ok(Response::new(r))
-            }
-            _ => Err(unexpected()),
-        }
+        let r = write(&self.member, Req::Txn(t), |r| if let Resp::Txn(t) = r { Some(t) } else { None }).await?;
+        Ok(Response::new(r))
     }
 
     async fn compact(&self, req: Request<CompactionRequest>) -> Result<Response<CompactionResponse>, Status> {
         // Compaction runs inside the apply, so a physical compaction has finished on return.
-        match self.member.propose(proposal(Req::Compaction(req.into_inner()))?).await?.response {
-            Some(Resp::Compaction(mut r)) => {
-                r.header = Some(self.member.header(r.header.map_or(0, |h| h.revision)));
-                Ok(Response::new(r))
-            }
-            _ => Err(unexpected()),
-        }
+        let c = req.into_inner();
+        let r = write(&self.member, Req::Compaction(c), |r| if let Resp::Compaction(c) = r { Some(c) } else { None })
+            .await?;
+        Ok(Response::new(r))
     }
 }

@@ -13,7 +13,7 @@ use capstan_proto::raft::{store_request::Request as Req, store_response::Respons
 use futures::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 
-use super::proposal;
+use super::write;
 use crate::error::Error;
 use crate::lease::{MAX_LEASE_TTL, min_ttl};
 use crate::server::member::Member;
@@ -48,23 +48,16 @@ impl Lease for LeaseService {
                 }
             }
         }
-        match self.member.propose(proposal(Req::LeaseGrant(g))?).await?.response {
-            Some(Resp::LeaseGrant(mut r)) => {
-                r.header = Some(self.member.header(r.header.map_or(0, |h| h.revision)));
-                Ok(Response::new(r))
-            }
-            _ => Err(Error::Storage("unexpected response kind".into()).into()),
-        }
+        let r = write(&self.member, Req::LeaseGrant(g), |r| if let Resp::LeaseGrant(g) = r { Some(g) } else { None })
+            .await?;
+        Ok(Response::new(r))
     }
 
     async fn lease_revoke(&self, req: Request<LeaseRevokeRequest>) -> Result<Response<LeaseRevokeResponse>, Status> {
-        match self.member.propose(proposal(Req::LeaseRevoke(req.into_inner()))?).await?.response {
-            Some(Resp::LeaseRevoke(mut r)) => {
-                r.header = Some(self.member.header(r.header.map_or(0, |h| h.revision)));
-                Ok(Response::new(r))
-            }
-            _ => Err(Error::Storage("unexpected response kind".into()).into()),
-        }
+        let r = req.into_inner();
+        let r = write(&self.member, Req::LeaseRevoke(r), |r| if let Resp::LeaseRevoke(r) = r { Some(r) } else { None })
+            .await?;
+        Ok(Response::new(r))
     }
 
     type LeaseKeepAliveStream = KeepAliveStream;

@@ -18,7 +18,7 @@ use openraft::async_runtime::WatchReceiver;
 use tokio::io::AsyncReadExt;
 use tonic::{Request, Response, Status};
 
-use super::{ETCD_VERSION, proposal};
+use super::{ETCD_VERSION, write};
 use crate::error::Error;
 use crate::raft::state_machine::build_to;
 use crate::server::member::Member;
@@ -51,13 +51,8 @@ impl Maintenance for MaintenanceService {
             let alarms = self.member.mvcc.applied_state().alarms;
             return Ok(Response::new(AlarmResponse { header: self.header(), alarms }));
         }
-        match self.member.propose(proposal(Req::Alarm(r))?).await?.response {
-            Some(Resp::Alarm(mut a)) => {
-                a.header = self.header();
-                Ok(Response::new(a))
-            }
-            _ => Err(Error::Storage("unexpected response kind".into()).into()),
-        }
+        let a = write(&self.member, Req::Alarm(r), |r| if let Resp::Alarm(a) = r { Some(a) } else { None }).await?;
+        Ok(Response::new(a))
     }
 
     async fn status(&self, _req: Request<StatusRequest>) -> Result<Response<StatusResponse>, Status> {

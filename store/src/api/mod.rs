@@ -9,10 +9,16 @@ pub mod kv;
 pub mod lease;
 pub mod maintenance;
 
-use capstan_proto::raft::{StoreRequest, store_request};
+use capstan_proto::etcdserverpb::{
+    AlarmResponse, CompactionResponse, DeleteRangeResponse, LeaseGrantResponse, LeaseRevokeResponse, PutResponse,
+    ResponseHeader, TxnResponse,
+};
+use capstan_proto::raft::{StoreRequest, store_request, store_response};
 use prost::Message;
+use tonic::Status;
 
 use crate::error::{Error, Result};
+use crate::server::member::Member;
 
 /// etcd's `--max-request-bytes` default: a proposal larger than this is refused.
 pub const MAX_REQUEST_BYTES: usize = 1536 * 1024;
@@ -30,4 +36,43 @@ pub fn proposal(req: store_request::Request) -> Result<StoreRequest> {
         return Err(Error::RequestTooLarge);
     }
     Ok(req)
+}
+
+/// A response whose header the serving member fills in.
+pub trait WithHeader {
+    fn header_slot(&mut self) -> &mut Option<ResponseHeader>;
+}
+
+macro_rules! with_header {
+    ($($t:ty),*) => {
+        $(impl WithHeader for $t {
+            fn header_slot(&mut self) -> &mut Option<ResponseHeader> {
+                &mut self.header
+            }
+        })*
+    };
+}
+
+with_header!(
+    PutResponse,
+    DeleteRangeResponse,
+    TxnResponse,
+    CompactionResponse,
+    LeaseGrantResponse,
+    LeaseRevokeResponse,
+    AlarmResponse
+);
+
+/// Proposes a write and returns its response, of the kind `pick` selects,
+/// with this member's header at the revision the write produced.
+pub async fn write<T: WithHeader>(
+    member: &Member,
+    req: store_request::Request,
+    pick: fn(store_response::Response) -> Option<T>,
+) -> Result<T, Status> {
+    let resp = member.propose(proposal(req)?).await?;
+    let mut out = resp.response.and_then(pick).ok_or_else(|| Error::Storage("unexpected response kind".into()))?;
+    let revision = out.header_slot().as_ref().map_or(0, |h| h.revision);
+    *out.header_slot() = Some(member.header(revision));
+    Ok(out)
 }

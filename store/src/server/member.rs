@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use capstan_proto::etcdserverpb::{LeaseRevokeRequest, ResponseHeader};
 use capstan_proto::raft::{self as pb, StoreRequest, StoreResponse, membership_change, store_request, store_response};
 use openraft::async_runtime::WatchReceiver;
-use openraft::errors::{ClientWriteError, RaftError};
+use openraft::errors::{ChangeMembershipError, ClientWriteError, RaftError};
 use tokio_util::sync::CancellationToken;
 
 use crate::error::{Error, Result};
@@ -111,22 +111,36 @@ impl Member {
         result.and_then(into_result)
     }
 
-    async fn propose_until(&self, req: StoreRequest, deadline: Instant) -> Result<StoreResponse> {
+    /// Runs `attempt` against the current leader until it answers, retrying
+    /// while leadership moves (`NotLeader` means nothing was done).
+    async fn at_leader<T, F, Fut>(&self, deadline: Instant, mut attempt: F) -> Result<T>
+    where
+        F: FnMut(u64) -> Fut,
+        Fut: std::future::Future<Output = Result<T>>,
+    {
         loop {
             let leader = self.wait_leader(deadline).await?;
-            let attempt = if leader == self.id {
-                self.propose_as_leader(req.clone(), deadline).await
-            } else {
-                self.forward_proposal(leader, req.clone(), deadline).await
-            };
-            match attempt {
-                // Nothing was written: another leader is (being) elected.
+            match attempt(leader).await {
                 Err(Error::NotLeader) if Instant::now() < deadline => {
                     tokio::time::sleep(Duration::from_millis(20)).await;
                 }
                 other => return other,
             }
         }
+    }
+
+    async fn propose_until(&self, req: StoreRequest, deadline: Instant) -> Result<StoreResponse> {
+        self.at_leader(deadline, |leader| {
+            let req = req.clone();
+            async move {
+                if leader == self.id {
+                    self.propose_as_leader(req, deadline).await
+                } else {
+                    self.forward_proposal(leader, req, deadline).await
+                }
+            }
+        })
+        .await
     }
 
     /// Proposes on this member, which must be the leader.
@@ -157,20 +171,14 @@ impl Member {
     /// apply it.
     pub async fn read_barrier(&self) -> Result<()> {
         let deadline = Instant::now() + self.timing.request_timeout();
-        loop {
-            let leader = self.wait_leader(deadline).await?;
-            let attempt = if leader == self.id {
+        self.at_leader(deadline, |leader| async move {
+            if leader == self.id {
                 self.read_index_as_leader().await.map(|_| ())
             } else {
                 self.follower_read(leader, deadline).await
-            };
-            match attempt {
-                Err(Error::NotLeader) if Instant::now() < deadline => {
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                }
-                other => return other,
             }
-        }
+        })
+        .await
     }
 
     /// On the leader: confirms leadership and returns the index a read must see.
@@ -202,20 +210,15 @@ impl Member {
     /// Applies a membership change, on the leader or forwarded to it.
     pub async fn change_membership(&self, change: pb::MembershipChange) -> Result<Membership> {
         let deadline = Instant::now() + self.timing.request_timeout();
-        loop {
-            let leader = self.wait_leader(deadline).await?;
-            let attempt = if leader == self.id {
-                self.change_membership_as_leader(&change).await
+        let change = &change;
+        self.at_leader(deadline, |leader| async move {
+            if leader == self.id {
+                self.change_membership_as_leader(change).await
             } else {
                 self.forward_membership_change(leader, change.clone(), deadline).await
-            };
-            match attempt {
-                Err(Error::NotLeader) if Instant::now() < deadline => {
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-                other => return other,
             }
-        }
+        })
+        .await
     }
 
     async fn forward_membership_change(
@@ -251,10 +254,9 @@ impl Member {
                 if current.get_node(&add.id).is_some() {
                     return Err(Error::MemberIdExists);
                 }
-                if add.learner {
-                    return self.add_learner(add.id, node).await;
-                }
-                ChangeMembers::AddVoters(BTreeMap::from([(add.id, node)]))
+                let added = BTreeMap::from([(add.id, node)]);
+                // A node outside every voter set is a learner.
+                if add.learner { ChangeMembers::AddNodes(added) } else { ChangeMembers::AddVoters(added) }
             }
             Some(membership_change::Change::Promote(id)) => {
                 if current.get_node(id).is_none() {
@@ -292,28 +294,16 @@ impl Member {
         self.run_change(request).await
     }
 
-    async fn add_learner(&self, id: u64, node: MemberNode) -> Result<Membership> {
-        match self.raft.add_learner(id, node, false).await {
-            Ok(r) => Ok(r.membership.unwrap_or_else(|| self.membership())),
-            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => Err(Error::NotLeader),
-            Err(RaftError::APIError(e)) => Err(Error::InvalidRequest(e.to_string())),
-            Err(RaftError::Fatal(e)) => Err(fatal(e)),
-        }
-    }
-
     async fn run_change(&self, change: ChangeMembers) -> Result<Membership> {
         // Retries while an earlier change is still being committed.
         for _ in 0..50 {
             match self.raft.change_membership(change.clone(), true).await {
                 Ok(r) => return Ok(r.membership.unwrap_or_else(|| self.membership())),
                 Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => return Err(Error::NotLeader),
-                Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(e))) => {
-                    let text = e.to_string();
-                    if text.contains("in progress") || text.contains("InProgress") {
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                        continue;
-                    }
-                    return Err(Error::InvalidRequest(text));
+                Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(
+                    ChangeMembershipError::InProgress(_),
+                ))) => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
                 }
                 Err(RaftError::APIError(e)) => return Err(Error::InvalidRequest(e.to_string())),
                 Err(RaftError::Fatal(e)) => return Err(fatal(e)),
@@ -348,20 +338,16 @@ impl Member {
     /// Keep-alive or time-to-live, answered by the leader wherever asked.
     pub async fn lease_ttl(&self, id: i64, keep_alive: bool) -> Result<i64> {
         let deadline = Instant::now() + self.timing.request_timeout();
-        loop {
-            let leader = self.wait_leader(deadline).await?;
-            let attempt = if leader == self.id {
-                if keep_alive { self.keep_alive_as_leader(id) } else { self.time_to_live_as_leader(id) }
-            } else {
+        self.at_leader(deadline, |leader| async move {
+            if leader != self.id {
                 self.forward_lease_ttl(leader, id, keep_alive, deadline).await
-            };
-            match attempt {
-                Err(Error::NotLeader) if Instant::now() < deadline => {
-                    tokio::time::sleep(Duration::from_millis(20)).await
-                }
-                other => return other,
+            } else if keep_alive {
+                self.keep_alive_as_leader(id)
+            } else {
+                self.time_to_live_as_leader(id)
             }
-        }
+        })
+        .await
     }
 
     async fn forward_lease_ttl(&self, leader: u64, id: i64, keep_alive: bool, deadline: Instant) -> Result<i64> {
