@@ -22,9 +22,21 @@ pub fn capstan_bin() -> PathBuf {
     profile_dir.join("capstan")
 }
 
-/// A free TCP port on 127.0.0.1 (the OS picks; released before use).
+/// A free TCP port on 127.0.0.1 for a server the test starts.
+///
+/// Ports come from a range below the kernel's ephemeral range (32768 and
+/// up), so no client connection can take one between this check and the
+/// server's bind; each test process walks its own slice of the range.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).unwrap_or(0)
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let base = 20_000 + (std::process::id() % 12) as u16 * 1000;
+    loop {
+        let port = base + NEXT.fetch_add(1, Ordering::Relaxed) % 1000;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 /// Polls `cond` until it returns Some, or panics with `reason` after `timeout`.

@@ -168,7 +168,14 @@ impl Cluster {
     /// The last lines of a member's log, for failure messages.
     pub fn log_tail(&self, i: usize) -> String {
         let text = std::fs::read_to_string(self.log_path(i)).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
+        // Backtrace frames say little; the error above them says what happened.
+        let lines: Vec<&str> = text
+            .lines()
+            .filter(|l| {
+                let t = l.trim_start();
+                !(t.starts_with("at ") || t.split_once(':').is_some_and(|(n, _)| n.chars().all(|c| c.is_ascii_digit())))
+            })
+            .collect();
         lines[lines.len().saturating_sub(60)..].join("\n")
     }
 }
