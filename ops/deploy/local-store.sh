@@ -15,9 +15,12 @@ ENDPOINTS="127.0.0.1:2379,127.0.0.1:22379,127.0.0.1:32379"
 CLUSTER="m1=http://127.0.0.1:2380,m2=http://127.0.0.1:22380,m3=http://127.0.0.1:32380"
 
 up() {
-  if ! command -v clang >/dev/null; then
-    echo "installing clang (RocksDB's bindings need libclang)"
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq clang libclang-dev >/dev/null
+  need=()
+  command -v clang >/dev/null || need+=(clang libclang-dev)  # RocksDB's bindings need libclang
+  command -v etcdctl >/dev/null || need+=(etcd-client)       # the client the printed commands use
+  if [ "${#need[@]}" -gt 0 ]; then
+    echo "installing ${need[*]}"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
   fi
   cargo build --release -p capstan
   mkdir -p "$DATA"
@@ -35,7 +38,7 @@ up() {
     echo $! >"$DATA/$name.pid"
   done
   for _ in $(seq 1 50); do
-    if curl -fs http://127.0.0.1:2379/health >/dev/null 2>&1; then break; fi
+    if ETCDCTL_API=3 etcdctl --endpoints="$ENDPOINTS" endpoint health >/dev/null 2>&1; then break; fi
     sleep 0.2
   done
   echo
