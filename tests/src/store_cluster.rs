@@ -45,6 +45,12 @@ pub struct Cluster {
 impl Cluster {
     /// Starts `n` members and waits until they have a leader.
     pub fn start(n: usize, extra_args: &[&str]) -> Cluster {
+        Cluster::start_some(n, n, extra_args)
+    }
+
+    /// A cluster of `n` members of which only the first `started` run
+    /// (the others can be started later with `restart`).
+    pub fn start_some(n: usize, started: usize, extra_args: &[&str]) -> Cluster {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
         let members = (0..n).map(|i| MemberSpec::new(dir.path(), format!("m{}", i + 1))).collect();
         let mut c = Cluster {
@@ -55,8 +61,8 @@ impl Cluster {
             token: format!("test-{}", free_port()),
         };
         for i in 0..n {
-            let child = c.spawn(i, "new");
-            c.procs.push(Some(child));
+            let child = (i < started).then(|| c.spawn(i, "new"));
+            c.procs.push(child);
         }
         c.wait_leader();
         c

@@ -86,6 +86,22 @@ fn three_members_replicate_and_survive_leader_kill() {
 }
 
 #[test]
+fn a_member_of_a_new_cluster_that_starts_late_joins_it() {
+    if !have("etcdctl") {
+        return;
+    }
+    // Two members form the cluster; the third starts while they already
+    // replicate to it, so their messages may reach it before it initializes.
+    let mut c = Cluster::start_some(3, 2, &[]);
+    put(&c.members[0].endpoint(), "/late/k", "v");
+    c.restart(2);
+    let ep = c.members[2].endpoint();
+    wait_for(Duration::from_secs(30), "the late member to serve the data", || {
+        (get_value(&ep, "/late/k", true).as_deref() == Some("v")).then_some(())
+    });
+}
+
+#[test]
 fn a_member_down_past_the_purge_point_catches_up_by_snapshot() {
     if !have("etcdctl") {
         return;

@@ -177,11 +177,3 @@ pub fn build_to(mvcc: &MvccStore, path: &std::path::Path) -> io::Result<(Option<
     snapshot::write(path, &meta, view.as_ref()).map_err(io_err)?;
     Ok((meta.last_log_id, meta))
 }
-
-/// True when a response carries an apply-time error.
-pub fn apply_error(r: &StoreResponse) -> Option<&pb::ApplyError> {
-    match &r.response {
-        Some(store_response::Response::Error(e)) => Some(e),
-        _ => None,
-    }
-}

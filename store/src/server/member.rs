@@ -4,7 +4,6 @@
 //! lease expiry.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -23,10 +22,9 @@ use crate::raft::network::{ChannelPool, peer_request};
 use crate::raft::{ChangeMembers, MemberNode, Membership, Proposal, Raft, ReadPolicy, ServerState};
 use crate::watch::WatchHub;
 
-/// Timing a member runs with (etcd's flags).
+/// Timing a member runs with (etcd's `--election-timeout`).
 #[derive(Clone, Debug)]
 pub struct Timing {
-    pub heartbeat_ms: u64,
     pub election_ms: u64,
 }
 
@@ -47,7 +45,6 @@ pub struct Member {
     pub metrics: Metrics,
     pub pool: ChannelPool,
     pub timing: Timing,
-    pub data_dir: PathBuf,
     // A std lock: taken for map updates only, never across an await. Shared
     // with the state machine, which starts a lease's TTL when its grant applies.
     pub(crate) lease_clock: Arc<Mutex<LeaseClock>>,

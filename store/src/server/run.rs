@@ -14,6 +14,7 @@ use capstan_proto::etcdserverpb::maintenance_server::MaintenanceServer;
 use capstan_proto::etcdserverpb::watch_server::WatchServer;
 use capstan_proto::raft::raft_peer_server::RaftPeerServer;
 use capstan_proto::raft::{self as pb, MemberIdentity, membership_change::Change};
+use openraft::errors::{InitializeError, RaftError};
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_stream::StreamExt;
@@ -219,8 +220,7 @@ pub async fn start(cfg: Config) -> Result<RunningMember, StartError> {
         hub,
         metrics,
         pool,
-        timing: Timing { heartbeat_ms: cfg.heartbeat_interval_ms, election_ms: cfg.election_timeout_ms },
-        data_dir: cfg.data_dir.clone(),
+        timing: Timing { election_ms: cfg.election_timeout_ms },
         lease_clock,
         shutdown: CancellationToken::new(),
     });
@@ -271,7 +271,15 @@ pub async fn start(cfg: Config) -> Result<RunningMember, StartError> {
     if let Some(initial) = identity.initial {
         let initialized = member.raft.is_initialized().await.map_err(|e| StartError::Raft(e.to_string()))?;
         if !initialized {
-            member.raft.initialize(initial).await.map_err(|e| StartError::Raft(e.to_string()))?;
+            match member.raft.initialize(initial).await {
+                Ok(()) => {}
+                // A peer that initialized first already reached this member (it
+                // voted); that peer's leader will replicate the same membership.
+                Err(RaftError::APIError(InitializeError::NotAllowed(e))) => {
+                    tracing::info!(reason = %e, "joined a cluster that a peer initialized first");
+                }
+                Err(e) => return Err(StartError::Raft(e.to_string())),
+            }
         }
     }
     tasks.spawn(member.clone().run_lease_expiry());
