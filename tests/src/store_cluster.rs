@@ -31,6 +31,20 @@ impl MemberSpec {
     pub fn endpoint(&self) -> String {
         format!("127.0.0.1:{}", self.client_port)
     }
+
+    /// The etcd flags that place this member; capstan and etcd share them.
+    fn flags(&self, initial_cluster: &str, token: &str) -> Vec<String> {
+        vec![
+            format!("--name={}", self.name),
+            format!("--data-dir={}", self.data_dir.display()),
+            format!("--listen-client-urls={}", self.client_url()),
+            format!("--advertise-client-urls={}", self.client_url()),
+            format!("--listen-peer-urls={}", self.peer_url()),
+            format!("--initial-advertise-peer-urls={}", self.peer_url()),
+            format!("--initial-cluster={initial_cluster}"),
+            format!("--initial-cluster-token={token}"),
+        ]
+    }
 }
 
 pub struct Cluster {
@@ -83,15 +97,8 @@ impl Cluster {
         let err = log.try_clone().unwrap_or_else(|e| panic!("log: {e}"));
         Command::new(capstan_bin())
             .arg("store")
-            .arg(format!("--name={}", m.name))
-            .arg(format!("--data-dir={}", m.data_dir.display()))
-            .arg(format!("--listen-client-urls={}", m.client_url()))
-            .arg(format!("--advertise-client-urls={}", m.client_url()))
-            .arg(format!("--listen-peer-urls={}", m.peer_url()))
-            .arg(format!("--initial-advertise-peer-urls={}", m.peer_url()))
-            .arg(format!("--initial-cluster={}", self.initial_cluster()))
+            .args(m.flags(&self.initial_cluster(), &self.token))
             .arg(format!("--initial-cluster-state={state}"))
-            .arg(format!("--initial-cluster-token={}", self.token))
             .args(&self.extra_args)
             .env("RUST_LOG", "info,openraft=info")
             .stdout(Stdio::from(log))
@@ -218,14 +225,7 @@ impl EtcdCluster {
                 let log =
                     File::create(dir.path().join(format!("{}.log", m.name))).unwrap_or_else(|e| panic!("log: {e}"));
                 Command::new("etcd")
-                    .arg(format!("--name={}", m.name))
-                    .arg(format!("--data-dir={}", m.data_dir.display()))
-                    .arg(format!("--listen-client-urls={}", m.client_url()))
-                    .arg(format!("--advertise-client-urls={}", m.client_url()))
-                    .arg(format!("--listen-peer-urls={}", m.peer_url()))
-                    .arg(format!("--initial-advertise-peer-urls={}", m.peer_url()))
-                    .arg(format!("--initial-cluster={initial}"))
-                    .arg("--initial-cluster-token=etcd-reference")
+                    .args(m.flags(&initial, "etcd-reference"))
                     .stdout(Stdio::null())
                     .stderr(Stdio::from(log))
                     .spawn()
