@@ -11,6 +11,7 @@ need=()
 command -v clang >/dev/null || need+=(clang libclang-dev)
 command -v etcdctl >/dev/null || need+=(etcd-client)
 command -v etcd >/dev/null || need+=(etcd-server)
+command -v ip >/dev/null || need+=(iproute2)
 if [ "${#need[@]}" -gt 0 ]; then
   SUDO=""
   [ "$(id -u)" -eq 0 ] || SUDO="sudo"
@@ -26,3 +27,6 @@ fi
 # Build and test the same package set: a different feature set rebuilds RocksDB.
 cargo build --workspace --all-targets
 cargo test --workspace -- --test-threads=2
+# The chaos harness's short profile: kills, pauses, partitions and snapshot
+# installs under load; it prints its summary last and fails on any violation.
+"$CARGO_TARGET_DIR/debug/chaos" --duration 60 --history-dir "$CARGO_TARGET_DIR/chaos-histories"

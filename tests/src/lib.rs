@@ -5,6 +5,7 @@
 //! The `capstan` binary is found beside the test executable's target dir
 //! (`cargo build -p capstan` first), or at `$CAPSTAN_BIN`.
 
+pub mod chaos;
 pub mod etcdctl;
 pub mod store_cluster;
 
@@ -16,10 +17,11 @@ pub fn capstan_bin() -> PathBuf {
     if let Some(p) = std::env::var_os("CAPSTAN_BIN") {
         return PathBuf::from(p);
     }
-    // target/<profile>/deps/<test-binary> → target/<profile>/capstan
+    // A test executable is target/<profile>/deps/<test>, a binary such as
+    // `chaos` is target/<profile>/chaos; capstan is target/<profile>/capstan.
     let exe = std::env::current_exe().unwrap_or_default();
-    let profile_dir = exe.parent().and_then(|deps| deps.parent()).map(PathBuf::from).unwrap_or_default();
-    profile_dir.join("capstan")
+    let dir = exe.parent().map(PathBuf::from).unwrap_or_default();
+    if dir.ends_with("deps") { dir.parent().map(PathBuf::from).unwrap_or_default() } else { dir }.join("capstan")
 }
 
 /// A free TCP port on 127.0.0.1 for a server the test starts.

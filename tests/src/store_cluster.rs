@@ -11,6 +11,8 @@ use crate::{capstan_bin, etcdctl, free_port, wait_for};
 
 pub struct MemberSpec {
     pub name: String,
+    /// The address the member listens on (127.0.0.1, or a network namespace's).
+    pub host: String,
     pub client_port: u16,
     pub peer_port: u16,
     pub data_dir: PathBuf,
@@ -19,21 +21,26 @@ pub struct MemberSpec {
 impl MemberSpec {
     /// A member named `name` with OS-picked ports and its data under `dir`.
     pub fn new(dir: &Path, name: String) -> MemberSpec {
-        MemberSpec { client_port: free_port(), peer_port: free_port(), data_dir: dir.join(&name), name }
+        MemberSpec::at(dir, name, "127.0.0.1", free_port(), free_port())
+    }
+
+    /// A member listening on `host` with the given ports.
+    pub fn at(dir: &Path, name: String, host: &str, client_port: u16, peer_port: u16) -> MemberSpec {
+        MemberSpec { host: host.to_string(), client_port, peer_port, data_dir: dir.join(&name), name }
     }
 
     pub fn client_url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.client_port)
+        format!("http://{}:{}", self.host, self.client_port)
     }
     pub fn peer_url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.peer_port)
+        format!("http://{}:{}", self.host, self.peer_port)
     }
     pub fn endpoint(&self) -> String {
-        format!("127.0.0.1:{}", self.client_port)
+        format!("{}:{}", self.host, self.client_port)
     }
 
     /// The etcd flags that place this member; capstan and etcd share them.
-    fn flags(&self, initial_cluster: &str, token: &str) -> Vec<String> {
+    pub fn flags(&self, initial_cluster: &str, token: &str) -> Vec<String> {
         vec![
             format!("--name={}", self.name),
             format!("--data-dir={}", self.data_dir.display()),
