@@ -6,9 +6,11 @@
 //! - [`watch`]: the event hub and the Watch service.
 //! - [`api`]: etcd's v3 gRPC services and the HTTP endpoints.
 //! - [`server`]: configuration, bootstrap, and one running member.
+//! - [`backup`]: snapshot file status and restore into a new cluster's data dirs.
 //! - `error`: the error type and its table to etcd's gRPC codes and texts.
 
 pub mod api;
+pub mod backup;
 pub mod error;
 pub mod lease;
 pub mod metrics;

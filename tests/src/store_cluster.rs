@@ -72,21 +72,26 @@ impl Cluster {
     /// A cluster of `n` members of which only the first `started` run
     /// (the others can be started later with `restart`).
     pub fn start_some(n: usize, started: usize, extra_args: &[&str]) -> Cluster {
-        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
-        let members = (0..n).map(|i| MemberSpec::new(dir.path(), format!("m{}", i + 1))).collect();
-        let mut c = Cluster {
-            dir,
-            members,
-            procs: Vec::new(),
-            extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
-            token: format!("test-{}", free_port()),
-        };
-        for i in 0..n {
-            let child = (i < started).then(|| c.spawn(i, "new"));
-            c.procs.push(child);
+        let mut c = Cluster::prepare(n, extra_args);
+        for i in 0..started {
+            c.restart(i);
         }
         c.wait_leader();
         c
+    }
+
+    /// The specs of an `n`-member cluster, none started (to fill their data
+    /// dirs first, e.g. by a restore; `restart` starts them).
+    pub fn prepare(n: usize, extra_args: &[&str]) -> Cluster {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+        let members = (0..n).map(|i| MemberSpec::new(dir.path(), format!("m{}", i + 1))).collect();
+        Cluster {
+            dir,
+            members,
+            procs: (0..n).map(|_| None).collect(),
+            extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
+            token: format!("test-{}", free_port()),
+        }
     }
 
     pub fn initial_cluster(&self) -> String {
@@ -147,7 +152,7 @@ impl Cluster {
         }
     }
 
-    /// Restarts a killed member from its data dir.
+    /// Starts a member that is not running (killed, or never started) from its data dir.
     pub fn restart(&mut self, i: usize) {
         assert!(!self.is_running(i), "member {i} is still running");
         let child = self.spawn(i, "new");

@@ -18,6 +18,7 @@ mod store;
 pub mod txn;
 
 pub use apply::Applier;
+pub(crate) use store::APPLIED_KEY;
 pub use store::{LeaseInfo, MvccStore, RevisionEvents};
 
 #[cfg(test)]

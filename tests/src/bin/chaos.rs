@@ -83,6 +83,7 @@ fn run_and_check(args: &Args) -> Result<bool> {
         watchers: args.watchers,
         keys: args.keys,
     };
+    build_capstan_under_cargo()?;
     let capstan = capstan_tests::capstan_bin();
     if !capstan.is_file() {
         anyhow::bail!(
@@ -121,6 +122,24 @@ fn print_violations(report: &Report, crashes: &[String]) {
     for c in crashes {
         println!("crash: {c}");
     }
+}
+
+/// Under `cargo run` (which sets `CARGO`), builds the capstan binary of the
+/// same profile first, so that one command runs the chaos test from a fresh
+/// clone. `CAPSTAN_BIN` names a binary to use as it is.
+fn build_capstan_under_cargo() -> Result<()> {
+    let Some(cargo) = std::env::var_os("CARGO") else { return Ok(()) };
+    if std::env::var_os("CAPSTAN_BIN").is_some() {
+        return Ok(());
+    }
+    let mut build = std::process::Command::new(cargo);
+    build.args(["build", "-p", "capstan"]).current_dir(env!("CARGO_MANIFEST_DIR"));
+    if !cfg!(debug_assertions) {
+        build.arg("--release");
+    }
+    let status = build.status().context("cannot run cargo to build capstan")?;
+    anyhow::ensure!(status.success(), "building capstan failed");
+    Ok(())
 }
 
 /// Saves the history, and after a failure the members' logs beside it.
