@@ -1,5 +1,8 @@
 //! `capstan`: one binary for every part of the control plane.
 
+mod certs_cmd;
+mod ctl_cmd;
+mod snapshot_cmd;
 mod store_cmd;
 
 use clap::{Parser, Subcommand};
@@ -15,6 +18,10 @@ struct Cli {
 enum Command {
     /// Run one member of the etcd-compatible store (etcd's flag names).
     Store(store_cmd::StoreArgs),
+    /// Create the CA and certificates for TLS (`capstan certs create`).
+    Certs(certs_cmd::CertsArgs),
+    /// An etcdctl-compatible client for the store (etcdctl's commands and flags).
+    Ctl(ctl_cmd::CtlArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -29,5 +36,7 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     match cli.command {
         Command::Store(args) => runtime.block_on(store_cmd::run(args)),
+        Command::Certs(args) => certs_cmd::run(args),
+        Command::Ctl(args) => ctl_cmd::run(args, &runtime),
     }
 }

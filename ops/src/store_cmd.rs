@@ -5,8 +5,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::Context;
-use capstan_store::server::{self, ClusterState, Config};
+use capstan_store::server::{self, ClusterState, Config, TlsFiles};
 use clap::{Args, ValueEnum};
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -59,6 +58,30 @@ pub struct StoreArgs {
     /// Interval of watch progress notifications (e.g. 10m, 5s).
     #[arg(long = "experimental-watch-progress-notify-interval", env = "CAPSTAN_WATCH_PROGRESS_NOTIFY_INTERVAL", default_value = "10m", value_parser = parse_duration)]
     watch_progress_notify_interval: Duration,
+    /// Certificate (PEM) for https:// client URLs.
+    #[arg(long, env = "CAPSTAN_CERT_FILE")]
+    cert_file: Option<PathBuf>,
+    /// Private key (PEM) of --cert-file.
+    #[arg(long, env = "CAPSTAN_KEY_FILE")]
+    key_file: Option<PathBuf>,
+    /// CA (PEM) that signs client certificates; setting it requires them.
+    #[arg(long, env = "CAPSTAN_TRUSTED_CA_FILE")]
+    trusted_ca_file: Option<PathBuf>,
+    /// Require client certificates signed by --trusted-ca-file.
+    #[arg(long, env = "CAPSTAN_CLIENT_CERT_AUTH")]
+    client_cert_auth: bool,
+    /// Certificate (PEM) for https:// peer URLs, also presented when dialing other members.
+    #[arg(long, env = "CAPSTAN_PEER_CERT_FILE")]
+    peer_cert_file: Option<PathBuf>,
+    /// Private key (PEM) of --peer-cert-file.
+    #[arg(long, env = "CAPSTAN_PEER_KEY_FILE")]
+    peer_key_file: Option<PathBuf>,
+    /// CA (PEM) that signs the other members' peer certificates; setting it requires them.
+    #[arg(long, env = "CAPSTAN_PEER_TRUSTED_CA_FILE")]
+    peer_trusted_ca_file: Option<PathBuf>,
+    /// Require peer client certificates signed by --peer-trusted-ca-file.
+    #[arg(long, env = "CAPSTAN_PEER_CLIENT_CERT_AUTH")]
+    peer_client_cert_auth: bool,
 }
 
 /// Parses `10m`, `5s`, `250ms`.
@@ -107,13 +130,26 @@ impl StoreArgs {
             snapshot_count: self.snapshot_count,
             snapshot_catchup_entries: self.snapshot_catchup_entries,
             watch_progress_notify_interval: self.watch_progress_notify_interval,
+            client_tls: TlsFiles {
+                cert_file: self.cert_file,
+                key_file: self.key_file,
+                trusted_ca_file: self.trusted_ca_file,
+                client_cert_auth: self.client_cert_auth,
+            },
+            peer_tls: TlsFiles {
+                cert_file: self.peer_cert_file,
+                key_file: self.peer_key_file,
+                trusted_ca_file: self.peer_trusted_ca_file,
+                client_cert_auth: self.peer_client_cert_auth,
+            },
         }
     }
 }
 
 pub async fn run(args: StoreArgs) -> anyhow::Result<()> {
     let cfg = args.into_config();
-    let running = server::start(cfg).await.context("starting the store member")?;
+    // One line: the reason names the flag or file at fault.
+    let running = server::start(cfg).await.map_err(|e| anyhow::anyhow!("starting the store member: {e}"))?;
     for addr in &running.client_addrs {
         tracing::info!(%addr, "serving clients");
     }

@@ -223,7 +223,7 @@ mod tests {
         apply(&store, Request::DeleteRange(DeleteRangeRequest { key: b"b".to_vec().into(), ..Default::default() }));
         apply(&store, put("c", "4", 7));
         let mut old = store.applied_state();
-        old.last_applied = Some(LogId { term: 3, index: 99, ..Default::default() });
+        old.last_applied = Some(LogId { term: 3, index: 99 });
         old.last_membership = Some(Membership::default());
         backend.write(vec![WriteOp::Put(Family::Meta, APPLIED_KEY.to_vec(), old.encode_to_vec())]).expect("write");
         let path = dir.join("backup.snap");

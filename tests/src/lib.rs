@@ -6,8 +6,10 @@
 //! (`cargo build -p capstan` first), or at `$CAPSTAN_BIN`.
 
 pub mod chaos;
+pub mod ctl;
 pub mod etcdctl;
 pub mod store_cluster;
+pub mod tls_cluster;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};

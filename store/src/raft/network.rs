@@ -18,7 +18,7 @@ use openraft::raft::{
     VoteRequest, VoteResponse,
 };
 use tokio::io::AsyncReadExt;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 
 use super::codec::{entry_to_pb, log_id_from_pb, log_id_to_pb, membership_to_pb, vote_from_pb, vote_to_pb};
 use super::snapshot::SnapshotFile;
@@ -32,20 +32,31 @@ const SNAPSHOT_CHUNK: usize = 1024 * 1024;
 pub struct ChannelPool {
     // A std lock: held only to look up or insert a channel.
     channels: Arc<Mutex<HashMap<String, Channel>>>,
+    /// How to dial `https://` peer URLs (None: no `--peer-trusted-ca-file`).
+    tls: Option<ClientTlsConfig>,
 }
 
 impl ChannelPool {
-    pub fn get(&self, url: &str) -> Result<Channel, tonic::transport::Error> {
+    pub fn new(tls: Option<ClientTlsConfig>) -> ChannelPool {
+        ChannelPool { channels: Arc::default(), tls }
+    }
+
+    pub fn get(&self, url: &str) -> Result<Channel, String> {
         let mut channels = self.channels.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(c) = channels.get(url) {
             return Ok(c.clone());
         }
-        let channel = Endpoint::from_shared(url.to_string())?
+        let mut endpoint = Endpoint::from_shared(url.to_string())
+            .map_err(|e| e.to_string())?
             .connect_timeout(Duration::from_secs(1))
             .tcp_nodelay(true)
             .http2_keep_alive_interval(Duration::from_secs(5))
-            .keep_alive_timeout(Duration::from_secs(5))
-            .connect_lazy();
+            .keep_alive_timeout(Duration::from_secs(5));
+        if url.starts_with("https://") {
+            let tls = self.tls.clone().ok_or("https:// needs --peer-trusted-ca-file")?;
+            endpoint = endpoint.tls_config(tls).map_err(|e| e.to_string())?;
+        }
+        let channel = endpoint.connect_lazy();
         channels.insert(url.to_string(), channel.clone());
         Ok(channel)
     }
@@ -53,7 +64,7 @@ impl ChannelPool {
     /// A client for the member's first peer URL.
     pub fn client(&self, node: &MemberNode) -> Result<RaftPeerClient<Channel>, tonic::Status> {
         let url = node.peer_urls.first().ok_or_else(|| tonic::Status::unavailable("member has no peer URL"))?;
-        let channel = self.get(url).map_err(|e| tonic::Status::unavailable(format!("bad peer URL {url}: {e}")))?;
+        let channel = self.get(url).map_err(|e| tonic::Status::unavailable(format!("peer URL {url}: {e}")))?;
         Ok(RaftPeerClient::new(channel).max_decoding_message_size(64 * 1024 * 1024))
     }
 }
@@ -272,5 +283,17 @@ pub fn transfer_reply_to_pb(r: &TransferLeaderResponse<TypeConfig>) -> pb::Trans
             log_actual: actual.as_ref().map(log_id_to_pb),
             ..Default::default()
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn https_peers_need_a_peer_ca() {
+        let err = ChannelPool::default().get("https://127.0.0.1:2380").expect_err("no TLS settings");
+        assert_eq!(err, "https:// needs --peer-trusted-ca-file");
+        assert!(ChannelPool::default().get("http://127.0.0.1:2380").is_ok());
     }
 }

@@ -31,6 +31,26 @@ pub struct Config {
     /// Entries kept behind a snapshot for slow followers.
     pub snapshot_catchup_entries: u64,
     pub watch_progress_notify_interval: Duration,
+    /// TLS for `https://` client URLs (`--cert-file`, `--key-file`,
+    /// `--trusted-ca-file`, `--client-cert-auth`).
+    pub client_tls: TlsFiles,
+    /// TLS for `https://` peer URLs, served and dialed (`--peer-cert-file`,
+    /// `--peer-key-file`, `--peer-trusted-ca-file`, `--peer-client-cert-auth`).
+    pub peer_tls: TlsFiles,
+}
+
+/// The PEM files of one kind of traffic, with etcd's meaning.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// This member's certificate chain, leaf first.
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
+    /// The CA that signs the certificates of clients (and, for peer traffic,
+    /// of the other members, whose server certificates it also verifies).
+    pub trusted_ca_file: Option<PathBuf>,
+    /// Require a client certificate signed by `trusted_ca_file`. As in etcd,
+    /// a trusted CA file alone requires one too.
+    pub client_cert_auth: bool,
 }
 
 impl Default for Config {
@@ -51,6 +71,8 @@ impl Default for Config {
             snapshot_count: 100_000,
             snapshot_catchup_entries: 5_000,
             watch_progress_notify_interval: Duration::from_secs(600),
+            client_tls: TlsFiles::default(),
+            peer_tls: TlsFiles::default(),
         }
     }
 }

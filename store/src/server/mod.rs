@@ -4,6 +4,7 @@ pub mod bootstrap;
 pub mod config;
 pub mod member;
 pub mod run;
+pub mod tls;
 
-pub use config::{ClusterState, Config};
+pub use config::{ClusterState, Config, TlsFiles};
 pub use run::{RunningMember, StartError, start};

@@ -23,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 use super::bootstrap::{self, BootstrapError};
 use super::config::{ClusterState, Config};
 use super::member::{Member, Timing};
+use super::tls::{self, Acceptor, MemberTls, TlsError};
 use crate::api::{self, MAX_RECV_BYTES};
 use crate::lease::clock::LeaseClock;
 use crate::metrics::Metrics;
@@ -48,6 +49,8 @@ pub enum StartError {
     Listen { url: String, reason: String },
     #[error("raft: {0}")]
     Raft(String),
+    #[error(transparent)]
+    Tls(#[from] TlsError),
 }
 
 /// A started member and its servers.
@@ -69,17 +72,24 @@ impl RunningMember {
     }
 }
 
-/// The host:port of a listen URL; only plain http is served.
+/// The host:port of an http:// or https:// listen URL.
 fn socket_of(url: &str) -> Result<String, StartError> {
-    let listen_err = |reason: &str| StartError::Listen { url: url.to_string(), reason: reason.to_string() };
-    let rest = url.strip_prefix("http://").ok_or_else(|| {
-        if url.starts_with("https://") {
-            listen_err("TLS is not supported yet; use http://")
-        } else {
-            listen_err("not an http:// URL")
-        }
+    let rest = url.strip_prefix("http://").or_else(|| url.strip_prefix("https://")).ok_or_else(|| {
+        StartError::Listen { url: url.to_string(), reason: "not an http:// or https:// URL".to_string() }
     })?;
     Ok(rest.trim_end_matches('/').to_string())
+}
+
+/// The TLS acceptor for a listen URL: `Some` for https://, which `tls` must
+/// have (MemberTls::load refuses https:// URLs without certificates).
+fn acceptor_for(url: &str, tls: &Option<Arc<Acceptor>>) -> Result<Option<Arc<Acceptor>>, StartError> {
+    if !url.starts_with("https://") {
+        return Ok(None);
+    }
+    match tls {
+        Some(acceptor) => Ok(Some(acceptor.clone())),
+        None => Err(StartError::Listen { url: url.to_string(), reason: "https:// without a certificate".to_string() }),
+    }
 }
 
 async fn bind(url: &str) -> Result<TcpListener, StartError> {
@@ -95,7 +105,7 @@ struct Identity {
 }
 
 /// Reads this member's identity from its data dir, or bootstraps it.
-async fn identify(cfg: &Config, member_dir: &Path) -> Result<Identity, StartError> {
+async fn identify(cfg: &Config, member_dir: &Path, pool: &ChannelPool) -> Result<Identity, StartError> {
     let identity_path = member_dir.join("identity");
     let dir = cfg.data_dir.display().to_string();
     let initial = |members: BTreeMap<u64, (String, Vec<String>)>| -> BTreeMap<u64, MemberNode> {
@@ -126,7 +136,7 @@ async fn identify(cfg: &Config, member_dir: &Path) -> Result<Identity, StartErro
             (me, cluster, Some(initial(members)))
         }
         ClusterState::Existing => {
-            let (member_id, cluster_id) = join_existing(cfg).await?;
+            let (member_id, cluster_id) = join_existing(cfg, pool).await?;
             (member_id, cluster_id, None)
         }
     };
@@ -138,13 +148,18 @@ async fn identify(cfg: &Config, member_dir: &Path) -> Result<Identity, StartErro
 
 /// Asks the peers of `--initial-cluster` for the cluster, and finds this
 /// member in it by its peer URLs (it must have been added with `member add`).
-async fn join_existing(cfg: &Config) -> Result<(u64, u64), StartError> {
+async fn join_existing(cfg: &Config, pool: &ChannelPool) -> Result<(u64, u64), StartError> {
     let members = bootstrap::parse_initial_cluster(&cfg.initial_cluster)?;
-    let pool = ChannelPool::default();
-    let mut last_error = String::from("no other member in --initial-cluster");
+    let mut errors = Vec::new();
     for (name, urls) in members.iter().filter(|(n, _)| **n != cfg.name) {
         let node = MemberNode { name: name.clone(), peer_urls: urls.clone(), client_urls: vec![] };
-        let Ok(mut client) = pool.client(&node) else { continue };
+        let mut client = match pool.client(&node) {
+            Ok(client) => client,
+            Err(e) => {
+                errors.push(format!("{name}: {}", e.message()));
+                continue;
+            }
+        };
         match client.cluster_info(peer_request(0, pb::Empty {}, Duration::from_secs(3))).await {
             Ok(info) => {
                 let info = info.into_inner();
@@ -162,10 +177,28 @@ async fn join_existing(cfg: &Config) -> Result<(u64, u64), StartError> {
                     .into()),
                 };
             }
-            Err(e) => last_error = format!("{name}: {}", e.message()),
+            Err(e) => errors.push(format!("{name}: {}", status_reason(&e))),
         }
     }
-    Err(BootstrapError::Join(format!("no member of --initial-cluster answered ({last_error})")).into())
+    if errors.is_empty() {
+        errors.push("no other member in --initial-cluster".to_string());
+    }
+    Err(BootstrapError::Join(format!("no member of --initial-cluster answered ({})", errors.join("; "))).into())
+}
+
+/// A status's message with the errors beneath it: a failed TLS handshake
+/// is only named at the bottom of a transport error's chain.
+fn status_reason(status: &tonic::Status) -> String {
+    let mut reason = status.message().to_string();
+    let mut source = std::error::Error::source(status);
+    while let Some(e) = source {
+        let text = e.to_string();
+        if !reason.contains(&text) {
+            reason = format!("{reason}: {text}");
+        }
+        source = e.source();
+    }
+    reason
 }
 
 fn raft_config(cfg: &Config) -> Result<Arc<RaftConfig>, StartError> {
@@ -185,8 +218,10 @@ fn raft_config(cfg: &Config) -> Result<Arc<RaftConfig>, StartError> {
 /// Starts a member as `cfg` describes: bootstraps or reopens its data dir,
 /// joins Raft and serves the peer and client URLs.
 pub async fn start(cfg: Config) -> Result<RunningMember, StartError> {
+    let tls = MemberTls::load(&cfg)?;
+    let pool = ChannelPool::new(tls.peer_dial.clone());
     let member_dir = cfg.data_dir.join("member");
-    let identity = identify(&cfg, &member_dir).await?;
+    let identity = identify(&cfg, &member_dir, &pool).await?;
     let metrics = Metrics::new();
     let open_err =
         |what: &'static str, path: &Path, reason: String| StartError::Open { what, path: path.to_path_buf(), reason };
@@ -205,7 +240,6 @@ pub async fn start(cfg: Config) -> Result<RunningMember, StartError> {
     let hub = WatchHub::new();
     let lease_clock = Arc::new(Mutex::new(LeaseClock::default()));
     let state_machine = StateMachine::new(mvcc.clone(), hub.clone(), snapshots.clone(), lease_clock.clone());
-    let pool = ChannelPool::default();
     let network = PeerNetwork { cluster_id: identity.cluster_id, pool: pool.clone() };
     let raft = Raft::new(identity.member_id, raft_config(&cfg)?, network, log_store, state_machine)
         .await
@@ -231,16 +265,24 @@ pub async fn start(cfg: Config) -> Result<RunningMember, StartError> {
         let listener = bind(url).await?;
         peer_addrs
             .push(listener.local_addr().map_err(|e| StartError::Listen { url: url.clone(), reason: e.to_string() })?);
+        let acceptor = acceptor_for(url, &tls.peer)?;
         let svc = RaftPeerServer::new(PeerService::new(member.clone(), snapshots.clone()))
             .max_decoding_message_size(64 * 1024 * 1024)
             .max_encoding_message_size(64 * 1024 * 1024);
         let shutdown = member.shutdown.clone();
         tasks.spawn(async move {
-            let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
-            let served = tonic::transport::Server::builder()
-                .add_service(svc)
-                .serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned())
-                .await;
+            let server = tonic::transport::Server::builder().add_service(svc);
+            let served = match acceptor {
+                Some(acceptor) => {
+                    let (incoming, accepting) = tls::incoming(listener, acceptor, shutdown.clone());
+                    let serving = server.serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned());
+                    tokio::join!(serving, accepting).0
+                }
+                None => {
+                    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+                    server.serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned()).await
+                }
+            };
             if let Err(e) = served {
                 tracing::error!(error = %e, "peer server stopped");
             }
@@ -251,17 +293,26 @@ pub async fn start(cfg: Config) -> Result<RunningMember, StartError> {
         let listener = bind(url).await?;
         client_addrs
             .push(listener.local_addr().map_err(|e| StartError::Listen { url: url.clone(), reason: e.to_string() })?);
+        let acceptor = acceptor_for(url, &tls.client)?;
         let routes = client_routes(&member, &snapshots, cfg.watch_progress_notify_interval);
         let shutdown = member.shutdown.clone();
         tasks.spawn(async move {
-            // etcd clients may send a scheme inside :authority; see api/authority.rs.
-            let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener).map(|s| s.map(api::authority::new));
-            let served = tonic::transport::Server::builder()
-                .accept_http1(true)
-                .tcp_nodelay(true)
-                .add_routes(routes)
-                .serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned())
-                .await;
+            let server = tonic::transport::Server::builder().accept_http1(true).tcp_nodelay(true).add_routes(routes);
+            // etcd clients may send a scheme inside :authority; see
+            // api/authority.rs. The shim reads HTTP/2 frames, so TLS ends first.
+            let served = match acceptor {
+                Some(acceptor) => {
+                    let (incoming, accepting) = tls::incoming(listener, acceptor, shutdown.clone());
+                    let incoming = incoming.map(|s| s.map(api::authority::new));
+                    let serving = server.serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned());
+                    tokio::join!(serving, accepting).0
+                }
+                None => {
+                    let incoming =
+                        tokio_stream::wrappers::TcpListenerStream::new(listener).map(|s| s.map(api::authority::new));
+                    server.serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned()).await
+                }
+            };
             if let Err(e) = served {
                 tracing::error!(error = %e, "client server stopped");
             }

@@ -1,0 +1,153 @@
+//! Backups end to end: `capstan ctl snapshot save` from a live member of a
+//! three-member cluster, `snapshot status`, and `snapshot restore` into the
+//! data dirs of a new three-member cluster that serves every key at the
+//! snapshot's revision and continues from it. Damaged files and unreachable
+//! members leave nothing behind.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use capstan_tests::store_cluster::Cluster;
+use capstan_tests::{capstan_bin, etcdctl, have};
+
+fn ctl(args: &[&str]) -> Output {
+    Command::new(capstan_bin()).arg("ctl").args(args).output().unwrap_or_else(|e| panic!("capstan ctl: {e}"))
+}
+
+fn ok(out: Output, what: &str) -> String {
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{what} failed: {stdout}{}", String::from_utf8_lossy(&out.stderr));
+    stdout
+}
+
+fn failed(out: Output, what: &str) -> String {
+    assert!(!out.status.success(), "{what} should have failed: {}", String::from_utf8_lossy(&out.stdout));
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn revision(endpoint: &str) -> i64 {
+    let status = etcdctl::run(endpoint, &["endpoint", "status", "-w", "json"], None).json();
+    status[0]["Status"]["header"]["revision"].as_i64().unwrap_or_else(|| panic!("no revision in {status}"))
+}
+
+fn dir_is_empty_but(dir: &Path, keep: &[&str]) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| !keep.contains(&n.as_str()))
+        .collect()
+}
+
+#[test]
+fn a_snapshot_of_a_live_member_restores_into_a_new_cluster() {
+    if !have("etcdctl") {
+        return;
+    }
+    let source = Cluster::start(3, &[]);
+    let eps = source.endpoints();
+    for i in 0..40 {
+        etcdctl::run(&eps, &["put", &format!("/registry/pods/p{i:02}"), &format!("{{\"n\":{i}}}")], None)
+            .expect_ok("put");
+    }
+    etcdctl::run(&eps, &["put", "/registry/pods/p00", "rewritten"], None).expect_ok("put");
+    etcdctl::run(&eps, &["del", "/registry/pods/p39"], None).expect_ok("del");
+    let lease = etcdctl::run(&eps, &["lease", "grant", "600"], None).expect_ok("lease grant");
+    let lease_id = lease.split_whitespace().nth(1).unwrap_or_else(|| panic!("no lease id in {lease}")).to_string();
+    etcdctl::run(&eps, &["put", "leased", "v", "--lease", &lease_id], None).expect_ok("leased put");
+    let at = revision(&eps);
+    let before = etcdctl::run(&eps, &["get", "", "--from-key", "-w", "json"], None).json();
+
+    let backups = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let file = backups.path().join("backup.snap");
+    let file_arg = file.to_string_lossy().into_owned();
+    let one = source.members[1].endpoint();
+    let saved = ok(ctl(&["--endpoints", &one, "snapshot", "save", &file_arg]), "snapshot save");
+    assert_eq!(saved.trim(), format!("Snapshot saved at {file_arg}"));
+    let refused = failed(ctl(&["--endpoints", &eps, "snapshot", "save", &file_arg]), "save from several endpoints");
+    assert!(refused.contains("one selected node"), "{refused}");
+
+    let status = ok(ctl(&["snapshot", "status", &file_arg, "-w", "json"]), "snapshot status");
+    let status: serde_json::Value = serde_json::from_str(&status).unwrap_or_else(|e| panic!("{e}: {status}"));
+    assert_eq!(status["revision"], at);
+    assert_eq!(status["totalKey"], 40, "39 pods and the leased key");
+    assert_eq!(status["totalSize"], std::fs::metadata(&file).map(|m| m.len()).unwrap_or_default());
+    let table = ok(ctl(&["snapshot", "status", &file_arg, "-w", "table"]), "snapshot status table");
+    assert!(table.contains(" HASH ") && table.contains(&format!(" {at} |")), "{table}");
+
+    // A new cluster, on new ports, from the file.
+    let mut target = Cluster::prepare(3, &[]);
+    for i in 0..3 {
+        let m = &target.members[i];
+        let restored = ok(
+            ctl(&[
+                "snapshot",
+                "restore",
+                &file_arg,
+                "--data-dir",
+                &m.data_dir.to_string_lossy(),
+                "--name",
+                &m.name,
+                "--initial-cluster",
+                &target.initial_cluster(),
+                "--initial-cluster-token",
+                &target.token,
+                "--initial-advertise-peer-urls",
+                &m.peer_url(),
+            ]),
+            "snapshot restore",
+        );
+        assert!(restored.contains(&format!("at revision {at}")), "{restored}");
+    }
+    for i in 0..3 {
+        target.restart(i);
+    }
+    target.wait_leader();
+    let eps2 = target.endpoints();
+    let after = etcdctl::run(&eps2, &["get", "", "--from-key", "-w", "json"], None).json();
+    assert_eq!(after["kvs"], before["kvs"], "every key, with its revisions and lease, as at the snapshot");
+    assert_eq!(after["header"]["revision"], at);
+    let members = etcdctl::run(&eps2, &["member", "list"], None).expect_ok("member list");
+    assert_eq!(members.lines().count(), 3);
+    assert!(!members.contains(&source.members[0].peer_url()), "the old cluster's members are gone: {members}");
+    let ttl = etcdctl::run(&eps2, &["lease", "timetolive", &lease_id, "--keys"], None).expect_ok("timetolive");
+    assert!(ttl.contains("attached keys([leased])"), "{ttl}");
+    etcdctl::run(&eps2, &["put", "next", "write"], None).expect_ok("put after restore");
+    assert_eq!(revision(&eps2), at + 1, "the restored cluster continues from the snapshot's revision");
+}
+
+#[test]
+fn damaged_files_and_unreachable_members_leave_nothing_behind() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let file = dir.path().join("backup.snap");
+    let file_arg = file.to_string_lossy().into_owned();
+    let unreachable = failed(ctl(&["--endpoints", "127.0.0.1:1", "snapshot", "save", &file_arg]), "save");
+    assert!(unreachable.contains("127.0.0.1:1"), "{unreachable}");
+    assert_eq!(dir_is_empty_but(dir.path(), &[]), Vec::<String>::new());
+
+    let c = Cluster::start(1, &[]);
+    etcdctl::run(&c.endpoints(), &["put", "k", "v"], None).expect_ok("put");
+    ok(ctl(&["--endpoints", &c.endpoints(), "snapshot", "save", &file_arg]), "save");
+    let raw = std::fs::read(&file).unwrap_or_else(|e| panic!("{e}"));
+    let damaged = dir.path().join("damaged.snap");
+    let mut flipped = raw.clone();
+    flipped[100] ^= 0x40;
+    std::fs::write(&damaged, &flipped).unwrap_or_else(|e| panic!("{e}"));
+    let truncated = dir.path().join("truncated.snap");
+    std::fs::write(&truncated, &raw[..raw.len() / 2]).unwrap_or_else(|e| panic!("{e}"));
+
+    for (bad, why) in [(&damaged, "checksum mismatch"), (&truncated, "truncated")] {
+        let bad = bad.to_string_lossy().into_owned();
+        let status = failed(ctl(&["snapshot", "status", &bad]), "status of a damaged file");
+        assert!(status.contains(why), "{status}");
+        let data_dir = dir.path().join("restored");
+        let restore = failed(
+            ctl(&["snapshot", "restore", &bad, "--data-dir", &data_dir.to_string_lossy()]),
+            "restore of a damaged file",
+        );
+        assert!(restore.contains(why), "{restore}");
+        assert!(!data_dir.exists(), "nothing written for a damaged file");
+    }
+    let leftovers = dir_is_empty_but(dir.path(), &["backup.snap", "damaged.snap", "truncated.snap"]);
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
