@@ -98,7 +98,7 @@ async fn save(endpoint: &str, global: &GlobalArgs, file: &Path) -> Result<()> {
         .into_inner();
 
     let part = part_path(file);
-    let written = async {
+    let streamed = async {
         let mut out = File::create(&part).with_context(|| format!("cannot create {}", part.display()))?;
         let mut progress = Progress::new();
         while let Some(chunk) = stream.message().await.with_context(|| format!("snapshot stream from {endpoint}"))? {
@@ -113,8 +113,12 @@ async fn save(endpoint: &str, global: &GlobalArgs, file: &Path) -> Result<()> {
         fs::rename(&part, file).with_context(|| format!("cannot move the snapshot to {}", file.display()))?;
         sync_dir_of(file)?;
         anyhow::Ok(status)
-    }
-    .await;
+    };
+    // Ctrl-C mid-way must not leave a partial file either.
+    let written = tokio::select! {
+        written = streamed => written,
+        _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted; {} was not written", file.display())),
+    };
     match written {
         Ok(status) => {
             println!("Snapshot saved at {}", file.display());

@@ -144,6 +144,20 @@ impl Cluster {
         wait_for(Duration::from_secs(30), "a leader to be elected", || self.leader())
     }
 
+    /// The process id of a running member (to pause it with SIGSTOP).
+    pub fn pid(&self, i: usize) -> Option<u32> {
+        self.procs[i].as_ref().map(Child::id)
+    }
+
+    /// SIGTERM, as systemd stops a member, and waits for it to exit.
+    pub fn stop(&mut self, i: usize) {
+        if let Some(mut p) = self.procs[i].take() {
+            let _ = Command::new("kill").args(["-TERM", &p.id().to_string()]).status();
+            let exited = wait_for_exit(&mut p, Duration::from_secs(20));
+            assert!(exited, "member {} did not stop within 20 s of SIGTERM", self.members[i].name);
+        }
+    }
+
     /// SIGKILL, no warning.
     pub fn kill(&mut self, i: usize) {
         if let Some(mut p) = self.procs[i].take() {
@@ -203,6 +217,19 @@ impl Cluster {
             .collect();
         lines[lines.len().saturating_sub(60)..].join("\n")
     }
+}
+
+fn wait_for_exit(p: &mut Child, timeout: Duration) -> bool {
+    let deadline = std::time::Instant::now() + timeout;
+    while std::time::Instant::now() < deadline {
+        if p.try_wait().ok().flatten().is_some() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = p.kill();
+    let _ = p.wait();
+    false
 }
 
 impl Drop for Cluster {

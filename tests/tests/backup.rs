@@ -151,3 +151,39 @@ fn damaged_files_and_unreachable_members_leave_nothing_behind() {
     let leftovers = dir_is_empty_but(dir.path(), &["backup.snap", "damaged.snap", "truncated.snap"]);
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
+
+#[test]
+fn a_save_interrupted_mid_way_leaves_nothing_behind() {
+    if !have("etcdctl") {
+        return;
+    }
+    let c = Cluster::start(1, &[]);
+    let endpoint = c.endpoints();
+    let megabyte = "x".repeat(1 << 20);
+    for i in 0..40 {
+        etcdctl::run(&endpoint, &["put", &format!("big/{i:02}")], Some(&megabyte)).expect_ok("put 1 MiB");
+    }
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let file = dir.path().join("backup.snap");
+    let save = Command::new(capstan_bin())
+        .args(["ctl", "--endpoints", &endpoint, "snapshot", "save"])
+        .arg(&file)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("capstan ctl: {e}"));
+    // Once the partial file exists, freeze the member so the stream stalls
+    // half way, then interrupt the save as Ctrl-C would.
+    let part = dir.path().join("backup.snap.part");
+    let member = c.pid(0).unwrap_or_else(|| panic!("the member is not running"));
+    capstan_tests::wait_for(std::time::Duration::from_secs(20), "the partial file", || part.exists().then_some(()));
+    let signal = |sig: &str, pid: u32| Command::new("kill").args([sig, &pid.to_string()]).status();
+    signal("-STOP", member).unwrap_or_else(|e| panic!("kill: {e}"));
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    signal("-INT", save.id()).unwrap_or_else(|e| panic!("kill: {e}"));
+    let out = save.wait_with_output().unwrap_or_else(|e| panic!("wait: {e}"));
+    signal("-CONT", member).unwrap_or_else(|e| panic!("kill: {e}"));
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "the interrupted save succeeded: {said}");
+    assert!(said.contains("interrupted"), "{said}");
+    assert_eq!(dir_is_empty_but(dir.path(), &[]), Vec::<String>::new(), "neither the file nor a partial one");
+}
