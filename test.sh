@@ -29,4 +29,7 @@ cargo build --workspace --all-targets
 cargo test --workspace -- --test-threads=2
 # The chaos harness's short profile: kills, pauses, partitions and snapshot
 # installs under load; it prints its summary last and fails on any violation.
-"$CARGO_TARGET_DIR/debug/chaos" --duration 60 --history-dir "$CARGO_TARGET_DIR/chaos-histories"
+# Its network namespaces need root.
+ROOT=""
+[ "$(id -u)" -eq 0 ] || ROOT="sudo -E"
+$ROOT "$CARGO_TARGET_DIR/debug/chaos" --duration 60 --history-dir "$CARGO_TARGET_DIR/chaos-histories"

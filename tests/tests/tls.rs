@@ -103,6 +103,7 @@ fn etcdctl_over_tls_and_refusals() {
     let refused = ctl_with(&eps, &etcdctl_tls(&c.certs, None), &["get", "greeting"]);
     let said = String::from_utf8_lossy(&refused.stderr);
     assert!(!refused.status.success() && said.starts_with("Error: ") && said.lines().count() == 1, "{said}");
+    assert!(said.contains("CertificateRequired"), "ctl names the reason: {said}");
 
     // --- no client certificate
     let ca_only = etcdctl_tls(&c.certs, None);
