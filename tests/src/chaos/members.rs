@@ -62,12 +62,8 @@ impl ChaosCluster {
         Ok(c)
     }
 
-    pub fn len(&self) -> usize {
+    pub fn size(&self) -> usize {
         self.members.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.members.is_empty()
     }
 
     pub fn client_url(&self, i: usize) -> String {
@@ -116,7 +112,7 @@ impl ChaosCluster {
 
     /// The members that exited on their own so far.
     pub fn take_crashes(&mut self) -> Vec<String> {
-        for i in 0..self.len() {
+        for i in 0..self.size() {
             self.state(i);
         }
         std::mem::take(&mut self.crashes)
@@ -159,7 +155,7 @@ impl ChaosCluster {
     /// Undoes every fault: network healed, paused members resumed, dead ones restarted.
     pub fn heal_all(&mut self) -> Result<()> {
         self.net.heal()?;
-        for i in 0..self.len() {
+        for i in 0..self.size() {
             self.resume(i);
             self.restart(i)?;
         }
@@ -168,7 +164,7 @@ impl ChaosCluster {
 
     /// How many snapshots members installed from their leader, by their logs.
     pub fn snapshot_installs(&self) -> usize {
-        (0..self.len())
+        (0..self.size())
             .map(|i| {
                 std::fs::read_to_string(self.log_path(i)).unwrap_or_default().matches("installed snapshot").count()
             })
@@ -185,7 +181,7 @@ impl ChaosCluster {
 
 impl Drop for ChaosCluster {
     fn drop(&mut self) {
-        for i in 0..self.len() {
+        for i in 0..self.size() {
             self.resume(i);
             self.kill(i);
         }

@@ -70,7 +70,7 @@ impl Nemesis {
 
     /// Injects faults until `until`, then undoes them all.
     pub async fn run(&mut self, cluster: &mut ChaosCluster, until: Instant) -> Result<()> {
-        let urls: Vec<String> = (0..cluster.len()).map(|i| cluster.client_url(i)).collect();
+        let urls: Vec<String> = (0..cluster.size()).map(|i| cluster.client_url(i)).collect();
         while Instant::now() < until {
             self.pause_for(1000, 3000).await;
             if Instant::now() >= until {
@@ -80,7 +80,7 @@ impl Nemesis {
             let leader = leader(&urls).await;
             let target = match leader {
                 Some(l) if self.rng.random_bool(0.6) => l,
-                _ => self.rng.random_range(0..cluster.len()),
+                _ => self.rng.random_range(0..cluster.size()),
             };
             let role = if Some(target) == leader { "leader" } else { "member" };
             match kind {
@@ -106,7 +106,7 @@ impl Nemesis {
                         self.log(&format!("throttle what {role} {} sends", cluster.members[target].name));
                         cluster.net.slow_down(target)?;
                     } else {
-                        let other = (target + self.rng.random_range(1..cluster.len())) % cluster.len();
+                        let other = (target + self.rng.random_range(1..cluster.size())) % cluster.size();
                         let names = (&cluster.members[target].name, &cluster.members[other].name);
                         self.log(&format!("cut the link {} <-> {}", names.0, names.1));
                         cluster.net.cut(target, other)?;
@@ -117,7 +117,7 @@ impl Nemesis {
                     // Far enough behind that the leader purged the entries it
                     // needs: it gets a snapshot, and dies while installing it.
                     self.counts.snapshots += 1;
-                    let follower = (0..cluster.len()).find(|i| Some(*i) != leader).unwrap_or(target);
+                    let follower = (0..cluster.size()).find(|i| Some(*i) != leader).unwrap_or(target);
                     let name = cluster.members[follower].name.clone();
                     self.log(&format!("SIGKILL {name}, restart it far behind, kill it again while it catches up"));
                     cluster.kill(follower);
@@ -134,8 +134,8 @@ impl Nemesis {
     }
 
     fn heal(&mut self, cluster: &mut ChaosCluster) -> Result<()> {
-        let dead: Vec<usize> = (0..cluster.len()).filter(|i| cluster.state(*i) == State::Dead).collect();
-        if cluster.net.is_faulty() || !dead.is_empty() || (0..cluster.len()).any(|i| cluster.state(i) == State::Paused)
+        let dead: Vec<usize> = (0..cluster.size()).filter(|i| cluster.state(*i) == State::Dead).collect();
+        if cluster.net.is_faulty() || !dead.is_empty() || (0..cluster.size()).any(|i| cluster.state(i) == State::Paused)
         {
             self.log("heal: network restored, members resumed and restarted");
         }
