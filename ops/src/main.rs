@@ -7,6 +7,11 @@ mod store_cmd;
 
 use clap::{Parser, Subcommand};
 
+/// The store allocates per request and per entry on every member; mimalloc
+/// keeps that cheap and returns memory that glibc's arenas would hold on to.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "capstan", version, about = "A Kubernetes-style control plane with its own etcd-compatible store")]
 struct Cli {

@@ -16,6 +16,7 @@ pub mod lease;
 pub mod metrics;
 pub mod mvcc;
 pub mod raft;
+mod rocks_tuning;
 pub mod server;
 pub mod watch;
 

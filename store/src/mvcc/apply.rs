@@ -181,12 +181,23 @@ impl<'a> Applier<'a> {
             Some(found) => (found.created.main, found.version + 1),
             None => (rev.main, 1),
         };
-        let kv = KeyValue { key: p.key.clone(), create_revision, mod_revision: rev.main, version, value, lease };
-        self.state.index.entry(p.key.clone()).or_default().put(rev);
-        self.attach(&p.key, lease);
+        let key = self.indexed_key(&p.key);
+        let kv = KeyValue { key: key.clone(), create_revision, mod_revision: rev.main, version, value, lease };
+        self.state.index.entry(key.clone()).or_default().put(rev);
+        self.attach(&key, lease);
         self.write_record(rev, RevisionRecord { kv: Some(kv.clone()), tombstone: false });
         change.events.push(Event { r#type: EventType::Put as i32, kv: Some(kv), prev_kv: None });
         Ok(PutResponse { header: None, prev_kv: if p.prev_kv { prev } else { None } })
+    }
+
+    /// The index's own copy of `key`, made when the key is first seen. A key
+    /// decoded from a message shares that message's whole buffer, which the
+    /// index would otherwise keep alive for as long as the key exists.
+    fn indexed_key(&mut self, key: &Bytes) -> Bytes {
+        match self.state.index.get_key_value(key) {
+            Some((k, _)) => k.clone(),
+            None => Bytes::copy_from_slice(key),
+        }
     }
 
     /// Moves a key to `lease` (0: no lease), detaching it from its old one.

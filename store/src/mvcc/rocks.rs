@@ -5,10 +5,13 @@
 
 use std::path::Path;
 
-use rocksdb::{ColumnFamilyDescriptor, DB, Direction, IteratorMode, Options, ReadOptions, WriteBatch, WriteOptions};
+use rocksdb::{
+    ColumnFamilyDescriptor, DB, DBCompressionType, Direction, IteratorMode, ReadOptions, WriteBatch, WriteOptions,
+};
 
 use super::backend::{Backend, Family, ReadView, WriteOp};
 use crate::error::{Error, Result};
+use crate::rocks_tuning;
 
 pub struct RocksBackend {
     db: DB,
@@ -19,13 +22,11 @@ const CLEAR_END: [u8; 64] = [0xff; 64];
 
 impl RocksBackend {
     pub fn open(path: &Path) -> Result<Self> {
-        let mut opts = Options::default();
-        opts.create_if_missing(true);
-        opts.create_missing_column_families(true);
-        opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
-        opts.set_max_background_jobs(2);
-        let cfs = Family::ALL.iter().map(|f| ColumnFamilyDescriptor::new(f.name(), Options::default()));
-        let db = DB::open_cf_descriptors(&opts, path, cfs)?;
+        let cache = rocks_tuning::block_cache();
+        let cfs = Family::ALL
+            .iter()
+            .map(|f| ColumnFamilyDescriptor::new(f.name(), rocks_tuning::cf_options(&cache, DBCompressionType::Lz4)));
+        let db = DB::open_cf_descriptors(&rocks_tuning::db_options(), path, cfs)?;
         Ok(RocksBackend { db })
     }
 

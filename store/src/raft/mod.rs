@@ -8,6 +8,8 @@ pub mod network;
 pub mod peer_service;
 pub mod snapshot;
 pub mod state_machine;
+#[cfg(test)]
+mod storage_suite;
 
 use std::fmt;
 

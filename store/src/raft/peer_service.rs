@@ -18,6 +18,7 @@ use super::network::{CLUSTER_ID_HEADER, transfer_reply_to_pb};
 use super::snapshot::SnapshotFile;
 use super::state_machine::meta_from_pb;
 use super::{Snapshot, TypeConfig};
+use crate::server::forward::error_response;
 use crate::server::member::Member;
 
 pub struct PeerService {
@@ -145,12 +146,21 @@ impl RaftPeer for PeerService {
         Ok(Response::new(transfer_reply_to_pb(&resp)))
     }
 
-    async fn propose(&self, req: Request<pb::StoreRequest>) -> Result<Response<pb::StoreResponse>, Status> {
+    async fn propose_batch(
+        &self,
+        req: Request<pb::ForwardedProposals>,
+    ) -> Result<Response<pb::ForwardedResults>, Status> {
         self.check_cluster(&req)?;
         let deadline = Instant::now() + self.member.timing.request_timeout();
-        // Only the leader proposes: a forwarded write is never forwarded again.
-        let resp = self.member.propose_as_leader(req.into_inner(), deadline).await?;
-        Ok(Response::new(resp))
+        // Only the leader proposes: a forwarded write is never forwarded
+        // again. Proposed together, the writes share appends and fsyncs.
+        let proposals = req.into_inner().requests.into_iter().map(|r| self.member.propose_as_leader(r, deadline));
+        let responses = futures::future::join_all(proposals)
+            .await
+            .into_iter()
+            .map(|result| result.unwrap_or_else(|e| error_response(&e)))
+            .collect();
+        Ok(Response::new(pb::ForwardedResults { responses }))
     }
 
     async fn read_index(&self, req: Request<pb::Empty>) -> Result<Response<pb::ReadIndexResponse>, Status> {

@@ -11,8 +11,11 @@ use capstan_proto::etcdserverpb::{LeaseRevokeRequest, ResponseHeader};
 use capstan_proto::raft::{self as pb, StoreRequest, StoreResponse, membership_change, store_request, store_response};
 use openraft::async_runtime::WatchReceiver;
 use openraft::errors::{ChangeMembershipError, ClientWriteError, RaftError};
+use prost::Message;
 use tokio_util::sync::CancellationToken;
 
+use super::coalesce::Coalescer;
+use super::forward::Forwarder;
 use crate::error::{Error, Result};
 use crate::lease::clock::LeaseClock;
 use crate::metrics::Metrics;
@@ -49,6 +52,11 @@ pub struct Member {
     // with the state machine, which starts a lease's TTL when its grant applies.
     pub(crate) lease_clock: Arc<Mutex<LeaseClock>>,
     pub shutdown: CancellationToken,
+    /// Read index rounds shared by concurrent reads: as leader, and as a follower asking it.
+    pub(crate) leader_reads: Arc<Coalescer<Result<u64>>>,
+    pub(crate) follower_reads: Arc<Coalescer<Result<u64>>>,
+    /// Writes on their way to the leader, sent in batches.
+    pub(crate) forwarder: Arc<Forwarder>,
 }
 
 fn fatal(e: impl std::fmt::Display) -> Error {
@@ -143,7 +151,7 @@ impl Member {
     /// Proposes on this member, which must be the leader.
     pub async fn propose_as_leader(&self, req: StoreRequest, deadline: Instant) -> Result<StoreResponse> {
         let timeout = deadline.saturating_duration_since(Instant::now());
-        match tokio::time::timeout(timeout, self.raft.client_write(Proposal(req))).await {
+        match tokio::time::timeout(timeout, self.raft.client_write(Proposal(detached(req)))).await {
             Err(_) => Err(Error::Timeout),
             Ok(Ok(resp)) => Ok(resp.data),
             Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_)))) => Err(Error::NotLeader),
@@ -154,12 +162,8 @@ impl Member {
 
     async fn forward_proposal(&self, leader: u64, req: StoreRequest, deadline: Instant) -> Result<StoreResponse> {
         let node = self.node(leader).ok_or(Error::NoLeader)?;
-        let mut client = self.pool.client(&node).map_err(|_| Error::NoLeader)?;
-        let timeout = deadline.saturating_duration_since(Instant::now());
-        match client.propose(peer_request(self.cluster_id, req, timeout)).await {
-            Ok(resp) => Ok(resp.into_inner()),
-            Err(s) => Err(status_to_error(&s)),
-        }
+        let client = self.pool.client(&node).map_err(|_| Error::NoLeader)?;
+        self.forwarder.forward(self.cluster_id, leader, client, req, deadline).await
     }
 
     /// Returns once this member's state reflects every write acknowledged
@@ -180,21 +184,29 @@ impl Member {
 
     /// On the leader: confirms leadership and returns the index a read must see.
     pub async fn read_index_as_leader(&self) -> Result<u64> {
-        match self.raft.ensure_linearizable(ReadPolicy::ReadIndex).await {
-            Ok(read) => Ok(read.index()),
-            Err(RaftError::APIError(_)) => Err(Error::NotLeader),
-            Err(RaftError::Fatal(e)) => Err(fatal(e)),
-        }
+        let raft = self.raft.clone();
+        let round = move || async move {
+            match raft.ensure_linearizable(ReadPolicy::ReadIndex).await {
+                Ok(read) => Ok(read.index()),
+                Err(RaftError::APIError(_)) => Err(Error::NotLeader),
+                Err(RaftError::Fatal(e)) => Err(fatal(e)),
+            }
+        };
+        self.leader_reads.run(round).await.unwrap_or(Err(Error::Stopped))
     }
 
     async fn follower_read(&self, leader: u64, deadline: Instant) -> Result<()> {
         let node = self.node(leader).ok_or(Error::NoLeader)?;
         let mut client = self.pool.client(&node).map_err(|_| Error::NoLeader)?;
-        let timeout = deadline.saturating_duration_since(Instant::now());
-        let index = match client.read_index(peer_request(self.cluster_id, pb::Empty {}, timeout)).await {
-            Ok(r) => r.into_inner().read_index,
-            Err(s) => return Err(status_to_error(&s)),
+        let cluster_id = self.cluster_id;
+        let round = move || async move {
+            let timeout = deadline.saturating_duration_since(Instant::now());
+            match client.read_index(peer_request(cluster_id, pb::Empty {}, timeout)).await {
+                Ok(r) => Ok(r.into_inner().read_index),
+                Err(s) => Err(status_to_error(&s)),
+            }
         };
+        let index = self.follower_reads.run(round).await.unwrap_or(Err(Error::Stopped))?;
         let timeout = deadline.saturating_duration_since(Instant::now());
         self.raft
             .wait(Some(timeout))
@@ -394,10 +406,13 @@ impl Member {
         }
     }
 
-    /// Publishes metrics from Raft's state; counts leader changes.
+    /// Publishes metrics: Raft's as they change, the store's (costly to
+    /// read, and changed by every apply) once a second.
     pub async fn run_metrics(self: Arc<Self>) {
         let mut rx = self.raft.metrics();
         let mut last_leader = None;
+        let mut store_tick = tokio::time::interval(Duration::from_secs(1));
+        store_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             {
                 let m = rx.borrow_and_update();
@@ -414,10 +429,13 @@ impl Member {
                     m.local_committed.map_or(0, |l| l.index),
                 );
             }
-            self.metrics.store(self.mvcc.backend().size(), self.mvcc.current_revision(), self.mvcc.lease_ids().len());
             tokio::select! {
                 _ = self.shutdown.cancelled() => return,
                 changed = rx.changed() => if changed.is_err() { return },
+                _ = store_tick.tick() => {
+                    let size = self.mvcc.backend().size();
+                    self.metrics.store(size, self.mvcc.current_revision(), self.mvcc.lease_ids().len());
+                }
             }
         }
     }
@@ -443,4 +461,12 @@ pub fn status_to_error(s: &tonic::Status) -> Error {
         tonic::Code::DeadlineExceeded => Error::Timeout,
         code => Error::from_wire(code as i32, s.message()),
     }
+}
+
+/// The request decoded again from an allocation of its own. The fields of a
+/// received request share its whole gRPC buffer (8 KiB and more), which the
+/// log tail and the watch ring would otherwise keep alive for every write.
+fn detached(req: StoreRequest) -> StoreRequest {
+    let encoded = bytes::Bytes::from(req.encode_to_vec());
+    StoreRequest::decode(encoded).unwrap_or(req)
 }

@@ -1,7 +1,9 @@
 //! Running a member: configuration, bootstrap, and the servers.
 
 pub mod bootstrap;
+mod coalesce;
 pub mod config;
+pub(crate) mod forward;
 pub mod member;
 pub mod run;
 pub mod tls;

@@ -18,6 +18,7 @@ use openraft::errors::{InitializeError, RaftError};
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_stream::StreamExt;
+use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 
 use super::bootstrap::{self, BootstrapError};
@@ -257,6 +258,9 @@ pub async fn start(cfg: Config) -> Result<RunningMember, StartError> {
         timing: Timing { election_ms: cfg.election_timeout_ms },
         lease_clock,
         shutdown: CancellationToken::new(),
+        leader_reads: Arc::default(),
+        follower_reads: Arc::default(),
+        forwarder: Arc::default(),
     });
 
     let mut tasks = JoinSet::new();
@@ -279,7 +283,7 @@ pub async fn start(cfg: Config) -> Result<RunningMember, StartError> {
                     tokio::join!(serving, accepting).0
                 }
                 None => {
-                    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+                    let incoming = TcpListenerStream::new(listener).map(|s| s.inspect(no_delay));
                     server.serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned()).await
                 }
             };
@@ -309,7 +313,7 @@ pub async fn start(cfg: Config) -> Result<RunningMember, StartError> {
                 }
                 None => {
                     let incoming =
-                        tokio_stream::wrappers::TcpListenerStream::new(listener).map(|s| s.map(api::authority::new));
+                        TcpListenerStream::new(listener).map(|s| s.inspect(no_delay).map(api::authority::new));
                     server.serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned()).await
                 }
             };
@@ -393,5 +397,13 @@ async fn publish_self(member: Arc<Member>, client_urls: Vec<String>) {
             _ = member.shutdown.cancelled() => return,
             _ = tokio::time::sleep(Duration::from_millis(500)) => {}
         }
+    }
+}
+
+/// Small replies go out at once, not after the peer's delayed ACK (about
+/// 40 ms). tonic's `tcp_nodelay` covers only listeners tonic binds itself.
+fn no_delay(stream: &tokio::net::TcpStream) {
+    if let Err(e) = stream.set_nodelay(true) {
+        tracing::warn!(error = %e, "cannot set TCP_NODELAY");
     }
 }

@@ -1,0 +1,39 @@
+//! RocksDB settings shared by the Raft log and the key-value database. The
+//! memory RocksDB may hold is bounded (its defaults allow 64 MiB per memtable,
+//! two per column family), so a member's footprint follows its working set.
+
+use rocksdb::{BlockBasedOptions, Cache, DBCompressionType, Options};
+
+/// One memtable; a full one is flushed to disk in the background.
+const MEMTABLE_BYTES: usize = 16 << 20;
+/// Every memtable of one database together.
+const ALL_MEMTABLES_BYTES: usize = 48 << 20;
+/// Recently read blocks, per database.
+const BLOCK_CACHE_BYTES: usize = 16 << 20;
+
+/// Options for opening a database.
+pub fn db_options() -> Options {
+    let mut opts = Options::default();
+    opts.create_if_missing(true);
+    opts.create_missing_column_families(true);
+    opts.set_max_background_jobs(2);
+    opts.set_db_write_buffer_size(ALL_MEMTABLES_BYTES);
+    opts
+}
+
+/// A block cache to share among one database's column families.
+pub fn block_cache() -> Cache {
+    Cache::new_lru_cache(BLOCK_CACHE_BYTES)
+}
+
+/// Options for one column family.
+pub fn cf_options(cache: &Cache, compression: DBCompressionType) -> Options {
+    let mut opts = Options::default();
+    opts.set_write_buffer_size(MEMTABLE_BYTES);
+    opts.set_max_write_buffer_number(2);
+    opts.set_compression_type(compression);
+    let mut table = BlockBasedOptions::default();
+    table.set_block_cache(cache);
+    opts.set_block_based_table_factory(&table);
+    opts
+}
