@@ -65,9 +65,14 @@ impl Conn {
         let message = status.message();
         match status.code() {
             tonic::Code::DeadlineExceeded => anyhow!("context deadline exceeded"),
-            tonic::Code::Unavailable | tonic::Code::Unknown if !message.starts_with("etcdserver:") => {
-                // "transport error" alone says nothing; the innermost cause
-                // names it (a refused TLS handshake, a reset connection).
+            tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::Cancelled
+                if !message.starts_with("etcdserver:") =>
+            {
+                // "transport error" or "operation was canceled" alone says
+                // nothing; the innermost cause names it (a refused TLS
+                // handshake, a reset connection). A server that refuses a TLS
+                // 1.3 client certificate does so after the client has sent its
+                // request, which then fails as canceled.
                 let why = std::error::Error::source(status).map(innermost).unwrap_or_default();
                 let what = match (message.is_empty(), why.is_empty()) {
                     (_, false) => why,
