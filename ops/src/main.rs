@@ -1,5 +1,6 @@
 //! `capstan`: one binary for every part of the control plane.
 
+mod apiserver_cmd;
 mod certs_cmd;
 mod ctl_cmd;
 mod snapshot_cmd;
@@ -21,6 +22,10 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run a control-plane member: the embedded store and the Kubernetes API.
+    Server(apiserver_cmd::ServerArgs),
+    /// Run one Kubernetes API replica over a store cluster.
+    Apiserver(apiserver_cmd::ApiserverArgs),
     /// Run one member of the etcd-compatible store (etcd's flag names).
     Store(store_cmd::StoreArgs),
     /// Create the CA and certificates for TLS (`capstan certs create`).
@@ -40,6 +45,8 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     match cli.command {
+        Command::Server(args) => runtime.block_on(apiserver_cmd::run_server(args)),
+        Command::Apiserver(args) => runtime.block_on(apiserver_cmd::run(args)),
         Command::Store(args) => runtime.block_on(store_cmd::run(args)),
         Command::Certs(args) => certs_cmd::run(args),
         Command::Ctl(args) => ctl_cmd::run(args, &runtime),

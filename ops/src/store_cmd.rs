@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use capstan_store::server::{self, ClusterState, Config, TlsFiles};
-use clap::{Args, ValueEnum};
+use clap::{Args, FromArgMatches, ValueEnum};
 
 #[derive(Clone, Copy, ValueEnum)]
 enum InitialState {
@@ -98,6 +98,11 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 }
 
 impl StoreArgs {
+    fn with_data_dir(mut self, data_dir: PathBuf) -> Self {
+        self.data_dir = data_dir;
+        self
+    }
+
     fn into_config(self) -> Config {
         let peer_urls = if self.initial_advertise_peer_urls.is_empty() {
             self.listen_peer_urls.clone()
@@ -153,12 +158,31 @@ pub async fn run(args: StoreArgs) -> anyhow::Result<()> {
     for addr in &running.client_addrs {
         tracing::info!(%addr, "serving clients");
     }
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
+    terminated().await;
     tracing::info!("shutting down");
     running.shutdown().await;
     Ok(())
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn terminated() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                term.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = term => {}
+    }
+}
+
+/// A one-member store for `capstan server`, with the store's defaults.
+pub fn single_member(name: &str, data_dir: PathBuf, client_url: &str, peer_url: &str) -> anyhow::Result<Config> {
+    let flags = ["store", "--name", name, "--listen-client-urls", client_url, "--listen-peer-urls", peer_url];
+    let matches = StoreArgs::augment_args(clap::Command::new("store")).try_get_matches_from(flags)?;
+    Ok(StoreArgs::from_arg_matches(&matches)?.with_data_dir(data_dir).into_config())
 }

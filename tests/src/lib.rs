@@ -8,6 +8,7 @@
 pub mod chaos;
 pub mod ctl;
 pub mod etcdctl;
+pub mod kube_cluster;
 pub mod store_cluster;
 pub mod tls_cluster;
 

@@ -1,0 +1,2 @@
+// TEMP
+pub fn apply_defaults(_g: &str, _r: &str, _o: &mut serde_json::Value) {}

@@ -1,0 +1,132 @@
+//! capstan's apiserver: the Kubernetes REST API over the store.
+//!
+//! A replica is stateless: objects live in the store (through its etcd v3
+//! API), per-resource watch caches are rebuilt at start, and certificates
+//! come from a directory replicas may share. See README.md.
+
+mod admission;
+mod authn;
+mod authz;
+mod bootstrap;
+mod defaults;
+mod discovery;
+mod error;
+mod http;
+mod metrics;
+mod object;
+mod openapi;
+mod patch;
+mod pki;
+mod protobuf;
+mod rbac;
+mod registry;
+mod request;
+mod resources;
+mod schema;
+mod selectors;
+mod server;
+mod storage;
+mod strategic;
+mod strategy;
+mod table;
+mod validation;
+mod version;
+mod watch_cache;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+pub use pki::{ADMIN_GROUP, ADMIN_USER};
+
+/// How one replica runs.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub store_endpoints: Vec<String>,
+    pub data_dir: PathBuf,
+    /// Where the CA and certificates live; replicas may share it.
+    pub pki_dir: PathBuf,
+    pub bind_address: String,
+    pub secure_port: u16,
+    /// Extra names and addresses for the serving certificate.
+    pub tls_sans: Vec<String>,
+    pub token_auth_file: Option<PathBuf>,
+    /// Events each resource's watch cache keeps; older resourceVersions get 410.
+    pub watch_cache_size: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Pki(#[from] pki::PkiError),
+    #[error(transparent)]
+    Serve(#[from] server::ServeError),
+    #[error(transparent)]
+    Tokens(#[from] authn::TokenFileError),
+    #[error(transparent)]
+    Store(#[from] storage::StoreError),
+    #[error("{0}")]
+    Setup(String),
+}
+
+/// Runs one apiserver replica until the future is dropped.
+pub async fn run(config: Config) -> Result<(), StartError> {
+    std::fs::create_dir_all(&config.data_dir)
+        .map_err(|e| StartError::Setup(format!("{}: {e}", config.data_dir.display())))?;
+    let mut hosts = vec![config.bind_address.clone()];
+    hosts.extend(config.tls_sans.iter().cloned());
+    hosts.retain(|h| h != "0.0.0.0" && h != "::" && !h.is_empty());
+    let pki = pki::Pki::ensure(&config.pki_dir, &hosts)?;
+    let tls = server::tls_acceptor(&pki)?;
+    let tokens = match &config.token_auth_file {
+        Some(path) => authn::Tokens::load(path)?,
+        None => authn::Tokens::default(),
+    };
+    let listener = server::bind(&format!("{}:{}", bracket(&config.bind_address), config.secure_port)).await?;
+    let address = listener.local_addr().map_err(|e| StartError::Setup(e.to_string()))?;
+    let client_host = match config.bind_address.as_str() {
+        "0.0.0.0" | "" => "127.0.0.1".to_string(),
+        "::" => "[::1]".to_string(),
+        other => bracket(other),
+    };
+    let url = format!("https://{client_host}:{}", address.port());
+    pki.write_admin_kubeconfig(&config.data_dir.join("admin.kubeconfig"), &url)?;
+
+    let store = storage::Store::connect(&config.store_endpoints)?;
+    let registry = registry::Registry::start(store, config.watch_cache_size);
+    let authorizer =
+        authz::Authorizer::new(&registry).ok_or_else(|| StartError::Setup("RBAC caches missing".into()))?;
+    let api = Arc::new(http::Api {
+        bootstrapped: AtomicBool::new(false),
+        registry,
+        authorizer,
+        tokens,
+        metrics: metrics::Metrics::new(),
+    });
+    tokio::spawn(bootstrap_defaults(api.clone()));
+    tracing::info!(%url, kubeconfig = %config.data_dir.join("admin.kubeconfig").display(), "apiserver serving");
+    server::serve(listener, tls, api).await;
+    Ok(())
+}
+
+/// The defaults need the store; keep trying while it elects a leader.
+/// Until they exist, /readyz says not ready.
+async fn bootstrap_defaults(api: Arc<http::Api>) {
+    loop {
+        match bootstrap::ensure_defaults(&api.registry).await {
+            Ok(()) => {
+                api.bootstrapped.store(true, Ordering::Release);
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "creating the default namespaces and roles; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+}
+
+fn bracket(host: &str) -> String {
+    if host.contains(':') && !host.starts_with('[') { format!("[{host}]") } else { host.to_string() }
+}

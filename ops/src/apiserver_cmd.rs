@@ -1,0 +1,96 @@
+//! `capstan apiserver`: one stateless apiserver replica over a store
+//! cluster, and `capstan server`: a control-plane member, the embedded store
+//! plus an apiserver on it.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+#[derive(Args)]
+pub struct ApiserverArgs {
+    /// Store client URLs (comma-separated); any member will do.
+    #[arg(long, env = "CAPSTAN_STORE_ENDPOINTS", value_delimiter = ',', default_value = "http://127.0.0.1:2379")]
+    store_endpoints: Vec<String>,
+    #[command(flatten)]
+    serving: ServingArgs,
+}
+
+/// What an apiserver replica needs besides its store.
+#[derive(Args)]
+pub struct ServingArgs {
+    /// Directory for admin.kubeconfig (and pki/ unless --pki-dir is given).
+    #[arg(long, env = "CAPSTAN_DATA_DIR", default_value = "capstan-data")]
+    data_dir: PathBuf,
+    /// The CA and certificates, created at first start; replicas may share it.
+    #[arg(long, env = "CAPSTAN_PKI_DIR")]
+    pki_dir: Option<PathBuf>,
+    /// HTTPS port of the Kubernetes API (0: any free port).
+    #[arg(long, env = "CAPSTAN_SECURE_PORT", default_value_t = 6443)]
+    secure_port: u16,
+    /// Address to serve the Kubernetes API on.
+    #[arg(long, env = "CAPSTAN_BIND_ADDRESS", default_value = "127.0.0.1")]
+    bind_address: String,
+    /// Extra host names or addresses for the serving certificate (comma-separated).
+    #[arg(long, env = "CAPSTAN_TLS_SAN", value_delimiter = ',')]
+    tls_san: Vec<String>,
+    /// Static bearer tokens, Kubernetes' CSV format: token,user,uid,"group1,group2".
+    #[arg(long, env = "CAPSTAN_TOKEN_AUTH_FILE")]
+    token_auth_file: Option<PathBuf>,
+    /// Events each resource's watch cache keeps; a watch from an older
+    /// resourceVersion gets 410 Gone and the client re-lists.
+    #[arg(long, env = "CAPSTAN_DEFAULT_WATCH_CACHE_SIZE", default_value_t = 1000)]
+    default_watch_cache_size: usize,
+}
+
+impl ServingArgs {
+    fn config(self, store_endpoints: Vec<String>) -> capstan_apiserver::Config {
+        capstan_apiserver::Config {
+            pki_dir: self.pki_dir.unwrap_or_else(|| self.data_dir.join("pki")),
+            data_dir: self.data_dir,
+            store_endpoints,
+            bind_address: self.bind_address,
+            secure_port: self.secure_port,
+            tls_sans: self.tls_san,
+            token_auth_file: self.token_auth_file,
+            watch_cache_size: self.default_watch_cache_size,
+        }
+    }
+}
+
+pub async fn run(args: ApiserverArgs) -> anyhow::Result<()> {
+    let config = args.serving.config(args.store_endpoints);
+    tokio::select! {
+        result = capstan_apiserver::run(config) => result.map_err(|e| anyhow::anyhow!("apiserver: {e}")),
+        () = crate::store_cmd::terminated() => Ok(()),
+    }
+}
+
+#[derive(Args)]
+pub struct ServerArgs {
+    /// This member's name in the store cluster.
+    #[arg(long, env = "CAPSTAN_NAME", default_value = "default")]
+    name: String,
+    /// The store's client URL (the apiserver uses it too).
+    #[arg(long, env = "CAPSTAN_LISTEN_CLIENT_URLS", default_value = "http://127.0.0.1:2379")]
+    listen_client_urls: String,
+    /// The store's peer URL.
+    #[arg(long, env = "CAPSTAN_LISTEN_PEER_URLS", default_value = "http://127.0.0.1:2380")]
+    listen_peer_urls: String,
+    #[command(flatten)]
+    serving: ServingArgs,
+}
+
+pub async fn run_server(args: ServerArgs) -> anyhow::Result<()> {
+    let store_dir = args.serving.data_dir.join("store");
+    let store =
+        crate::store_cmd::single_member(&args.name, store_dir, &args.listen_client_urls, &args.listen_peer_urls)?;
+    let running = capstan_store::server::start(store).await.map_err(|e| anyhow::anyhow!("starting the store: {e}"))?;
+    let config = args.serving.config(vec![args.listen_client_urls.clone()]);
+    let result = tokio::select! {
+        result = capstan_apiserver::run(config) => result.map_err(|e| anyhow::anyhow!("apiserver: {e}")),
+        () = crate::store_cmd::terminated() => Ok(()),
+    };
+    tracing::info!("shutting down");
+    running.shutdown().await;
+    result
+}

@@ -1,0 +1,308 @@
+//! The real kubectl (1.33, picked by the machine's dispatcher from
+//! /version) against `capstan server`.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use capstan_tests::kube_cluster::Apiserver;
+use capstan_tests::{have, wait_for};
+
+const DEPLOYMENT: &str = "apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+spec:
+  replicas: 2
+  selector:
+    matchLabels: {app: web}
+  template:
+    metadata:
+      labels: {app: web}
+    spec:
+      containers:
+      - name: nginx
+        image: nginx:1.25
+        ports: [{containerPort: 80}]
+";
+
+fn start() -> Option<(tempfile::TempDir, Apiserver)> {
+    if !have("kubectl") {
+        return None;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Apiserver::server(&dir.path().join("cp"));
+    Some((dir, server))
+}
+
+#[test]
+fn discovery_version_and_every_resource_lists() {
+    let Some((_dir, cp)) = start() else { return };
+    let version = cp.kubectl_ok(&["version"]);
+    assert!(version.contains("Server Version: v1.33"), "{version}");
+    let resources = cp.kubectl_ok(&["api-resources"]);
+    for line in ["deployments                 deploy", "pods                        po"] {
+        let name = line.split_whitespace().next().unwrap_or_default();
+        assert!(resources.lines().any(|l| l.starts_with(name)), "{name} missing:\n{resources}");
+    }
+    let namespaces = cp.kubectl_ok(&["get", "ns"]);
+    for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
+        assert!(namespaces.contains(ns), "{ns} missing:\n{namespaces}");
+    }
+    for resource in [
+        "pods",
+        "nodes",
+        "services",
+        "endpoints",
+        "configmaps",
+        "secrets",
+        "serviceaccounts",
+        "events",
+        "deployments",
+        "replicasets",
+        "daemonsets",
+        "statefulsets",
+        "jobs",
+        "cronjobs",
+        "leases",
+        "endpointslices",
+        "roles",
+        "rolebindings",
+        "clusterroles",
+        "clusterrolebindings",
+    ] {
+        cp.kubectl_ok(&["get", resource, "-A"]);
+        cp.kubectl_ok(&["get", resource, "-A", "-o", "wide"]);
+        cp.kubectl_ok(&["get", resource, "-A", "-o", "json"]);
+    }
+    let sa = cp.kubectl_ok(&["get", "sa", "default", "-n", "kube-system", "-o", "yaml"]);
+    assert!(sa.contains("name: default"), "{sa}");
+    let roles = cp.kubectl_ok(&["get", "clusterroles"]);
+    assert!(roles.contains("cluster-admin") && roles.contains("view"), "{roles}");
+}
+
+#[test]
+fn apply_twice_server_side_apply_and_tables() {
+    let Some((_dir, cp)) = start() else { return };
+    assert!(cp.kubectl_apply(&["apply", "-f", "-"], DEPLOYMENT).contains("deployment.apps/web created"));
+    let updated = DEPLOYMENT.replace("nginx:1.25", "nginx:1.26");
+    assert!(cp.kubectl_apply(&["apply", "-f", "-"], &updated).contains("deployment.apps/web configured"));
+    let image = cp.kubectl_ok(&["get", "deploy", "web", "-o", "jsonpath={.spec.template.spec.containers[*].image}"]);
+    assert_eq!(image, "nginx:1.26");
+    let generation = cp.kubectl_ok(&["get", "deploy", "web", "-o", "jsonpath={.metadata.generation}"]);
+    assert_eq!(generation, "2");
+    // The same manifest again changes nothing.
+    assert!(cp.kubectl_apply(&["apply", "-f", "-"], &updated).contains("unchanged"));
+
+    let table = cp.kubectl_ok(&["get", "deploy"]);
+    let header = table.lines().next().unwrap_or_default();
+    for column in ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"] {
+        assert!(header.contains(column), "{column} missing: {table}");
+    }
+    let wide = cp.kubectl_ok(&["get", "deploy", "-o", "wide"]);
+    assert!(wide.contains("CONTAINERS") && wide.contains("nginx:1.26") && wide.contains("app=web"), "{wide}");
+
+    let ssa = DEPLOYMENT.replace("name: web", "name: api").replace("replicas: 2", "replicas: 1");
+    assert!(cp.kubectl_apply(&["apply", "--server-side", "-f", "-"], &ssa).contains("serverside-applied"));
+    let managed = cp.kubectl_ok(&["get", "deploy", "api", "-o", "yaml", "--show-managed-fields"]);
+    assert!(managed.contains("manager: kubectl") && managed.contains("operation: Apply"), "{managed}");
+    let ssa2 = ssa.replace("replicas: 1", "replicas: 4");
+    cp.kubectl_apply(&["apply", "--server-side", "-f", "-"], &ssa2);
+    assert_eq!(cp.kubectl_ok(&["get", "deploy", "api", "-o", "jsonpath={.spec.replicas}"]), "4");
+
+    let sorted = cp.kubectl_ok(&["get", "deploy", "--sort-by=.metadata.name", "-o", "name"]);
+    assert_eq!(sorted.lines().collect::<Vec<_>>(), vec!["deployment.apps/api", "deployment.apps/web"]);
+}
+
+#[test]
+fn create_replace_delete_and_kubernetes_error_messages() {
+    let Some((_dir, cp)) = start() else { return };
+    let cm = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: demo}\ndata: {a: \"1\"}\n";
+    assert!(cp.kubectl_apply(&["create", "-f", "-"], cm).contains("configmap/demo created"));
+    let again = cp.kubectl_with_input(&["create", "-f", "-"], Some(cm));
+    let stderr = String::from_utf8_lossy(&again.stderr);
+    assert!(
+        stderr.contains("Error from server (AlreadyExists)") && stderr.contains("configmaps \"demo\" already exists"),
+        "{stderr}"
+    );
+
+    let stale = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: demo, resourceVersion: \"1\"}\ndata: {a: \"2\"}\n";
+    let out = cp.kubectl_with_input(&["replace", "-f", "-"], Some(stale));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("Error from server (Conflict)") && stderr.contains("the object has been modified"),
+        "{stderr}"
+    );
+    let fresh = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: demo}\ndata: {a: \"3\"}\n";
+    assert!(cp.kubectl_apply(&["replace", "-f", "-"], fresh).contains("configmap/demo replaced"));
+
+    let bad = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: BadName}\n";
+    let out = cp.kubectl_with_input(&["create", "-f", "-"], Some(bad));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("The ConfigMap \"BadName\" is invalid: metadata.name: Invalid value: \"BadName\""),
+        "{stderr}"
+    );
+    let unknown = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: extra}\ndatta: {a: \"1\"}\n";
+    let out = cp.kubectl_with_input(&["create", "-f", "-"], Some(unknown));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("strict decoding error: unknown field \"datta\""), "{stderr}");
+
+    let missing = cp.kubectl_err(&["get", "pod", "nope"]);
+    assert!(missing.contains("Error from server (NotFound): pods \"nope\" not found"), "{missing}");
+    let in_missing_ns = cp.kubectl_with_input(&["create", "-n", "nowhere", "-f", "-"], Some(fresh));
+    assert!(String::from_utf8_lossy(&in_missing_ns.stderr).contains("namespaces \"nowhere\" not found"));
+    let unknown_type = cp.kubectl_err(&["get", "widgets"]);
+    assert!(unknown_type.contains("the server doesn't have a resource type \"widgets\""), "{unknown_type}");
+
+    assert!(cp.kubectl_ok(&["delete", "configmap", "demo"]).contains("configmap \"demo\" deleted"));
+    cp.kubectl_err(&["get", "configmap", "demo"]);
+    let immortal = cp.kubectl_err(&["delete", "namespace", "kube-system"]);
+    assert!(immortal.contains("this namespace may not be deleted"), "{immortal}");
+}
+
+#[test]
+fn scale_label_annotate_and_every_patch_type() {
+    let Some((_dir, cp)) = start() else { return };
+    cp.kubectl_apply(&["apply", "-f", "-"], DEPLOYMENT);
+    assert!(cp.kubectl_ok(&["scale", "deploy", "web", "--replicas=3"]).contains("scaled"));
+    assert_eq!(cp.kubectl_ok(&["get", "deploy", "web", "-o", "jsonpath={.spec.replicas}"]), "3");
+    cp.kubectl_ok(&["label", "deploy", "web", "tier=frontend"]);
+    cp.kubectl_ok(&["annotate", "deploy", "web", "owner=team-a"]);
+    let labelled = cp.kubectl_ok(&["get", "deploy", "-l", "tier=frontend", "-o", "name"]);
+    assert_eq!(labelled.trim(), "deployment.apps/web");
+    assert_eq!(cp.kubectl_ok(&["get", "deploy", "-l", "tier!=frontend", "-o", "name"]).trim(), "");
+
+    cp.kubectl_ok(&[
+        "patch",
+        "deploy",
+        "web",
+        "--type=strategic",
+        "-p",
+        r#"{"spec":{"template":{"spec":{"containers":[{"name":"sidecar","image":"busybox"}]}}}}"#,
+    ]);
+    let names = cp.kubectl_ok(&["get", "deploy", "web", "-o", "jsonpath={.spec.template.spec.containers[*].name}"]);
+    assert_eq!(names, "nginx sidecar", "a strategic patch merges containers by name");
+    cp.kubectl_ok(&["patch", "deploy", "web", "--type=merge", "-p", r#"{"metadata":{"labels":{"tier":null}}}"#]);
+    assert_eq!(cp.kubectl_ok(&["get", "deploy", "web", "-o", "jsonpath={.metadata.labels.tier}"]), "");
+    cp.kubectl_ok(&[
+        "patch",
+        "deploy",
+        "web",
+        "--type=json",
+        "-p",
+        r#"[{"op":"replace","path":"/spec/template/spec/containers/1/image","value":"busybox:1.36"}]"#,
+    ]);
+    let images = cp.kubectl_ok(&["get", "deploy", "web", "-o", "jsonpath={.spec.template.spec.containers[*].image}"]);
+    assert_eq!(images, "nginx:1.25 busybox:1.36");
+    let bad = cp.kubectl_err(&["patch", "deploy", "web", "--type=merge", "-p", r#"{"spec":{"replicas":"many"}}"#]);
+    assert!(bad.contains("cannot be handled as a Deployment"), "{bad}");
+}
+
+#[test]
+fn get_watch_prints_events_and_wait_for_condition() {
+    let Some((_dir, cp)) = start() else { return };
+    let mut watch = Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(cp.kubeconfig())
+        .arg("--cache-dir")
+        .arg(cp.data_dir.join("kubectl-cache"))
+        .args(["get", "configmaps", "-w", "--output-watch-events"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("kubectl get -w");
+    let stdout = watch.stdout.take().expect("stdout");
+    let (lines_tx, lines_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = lines_tx.send(line);
+        }
+    });
+    let mut seen = Vec::new();
+    wait_for(Duration::from_secs(30), "kubectl get -w to print an ADDED row", || {
+        let manifest = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: watched}\n";
+        let _ = cp.kubectl_with_input(&["apply", "-f", "-"], Some(manifest));
+        seen.extend(lines_rx.try_iter());
+        seen.iter().any(|l| l.contains("ADDED") && l.contains("watched")).then_some(())
+    });
+    let _ = watch.kill();
+    let _ = watch.wait();
+
+    let pod = "apiVersion: v1\nkind: Pod\nmetadata: {name: p1}\nspec:\n  containers: [{name: c, image: busybox}]\n";
+    cp.kubectl_apply(&["apply", "-f", "-"], pod);
+    let defaulted = cp.kubectl_ok(&[
+        "get",
+        "pod",
+        "p1",
+        "-o",
+        "jsonpath={.spec.restartPolicy} {.spec.serviceAccountName} {.status.phase}",
+    ]);
+    assert_eq!(defaulted, "Always default Pending");
+    let table = cp.kubectl_ok(&["get", "pods"]);
+    assert!(table.contains("READY") && table.contains("STATUS") && table.contains("RESTARTS"), "{table}");
+    let waiter = Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(cp.kubeconfig())
+        .arg("--cache-dir")
+        .arg(cp.data_dir.join("kubectl-cache"))
+        .args(["wait", "--for=condition=Ready", "pod/p1", "--timeout=60s"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("kubectl wait");
+    std::thread::sleep(Duration::from_millis(500));
+    cp.kubectl_ok(&[
+        "patch",
+        "pod",
+        "p1",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        r#"{"status":{"conditions":[{"type":"Ready","status":"True"}]}}"#,
+    ]);
+    let out = waiter.wait_with_output().expect("wait output");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("pod/p1 condition met"));
+}
+
+#[test]
+fn auth_can_i_tokens_and_rbac() {
+    if !have("kubectl") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tokens = dir.path().join("tokens.csv");
+    std::fs::write(&tokens, "viewer-token,viewer,u1\n").expect("token file");
+    let cp = Apiserver::server_with(&dir.path().join("cp"), &["--token-auth-file", &tokens.display().to_string()]);
+    assert_eq!(cp.kubectl_ok(&["auth", "can-i", "create", "deployments"]).trim(), "yes");
+
+    let as_viewer = |args: &[&str]| cp.kubectl_with_token("viewer-token", args);
+    let no = as_viewer(&["auth", "can-i", "get", "pods"]);
+    assert_eq!(String::from_utf8_lossy(&no.stdout).trim(), "no");
+    let forbidden = as_viewer(&["get", "pods"]);
+    let stderr = String::from_utf8_lossy(&forbidden.stderr);
+    assert!(
+        stderr.contains("Forbidden") && stderr.contains("User \"viewer\" cannot list resource \"pods\""),
+        "{stderr}"
+    );
+
+    let binding = "apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: viewer-view, namespace: default}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: view}
+subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: viewer}]
+";
+    cp.kubectl_apply(&["apply", "-f", "-"], binding);
+    wait_for(Duration::from_secs(10), "the rolebinding to take effect", || {
+        let yes = as_viewer(&["auth", "can-i", "list", "pods", "-n", "default"]);
+        (String::from_utf8_lossy(&yes.stdout).trim() == "yes").then_some(())
+    });
+    let create = as_viewer(&["auth", "can-i", "create", "pods", "-n", "default"]);
+    assert_eq!(String::from_utf8_lossy(&create.stdout).trim(), "no");
+    let other_ns = as_viewer(&["auth", "can-i", "list", "pods", "-n", "kube-system"]);
+    assert_eq!(String::from_utf8_lossy(&other_ns.stdout).trim(), "no");
+
+    let bad_token = cp.kubectl_with_token("wrong", &["get", "pods"]);
+    assert!(String::from_utf8_lossy(&bad_token.stderr).contains("Unauthorized"));
+}
