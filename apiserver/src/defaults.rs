@@ -75,8 +75,9 @@ pub fn apply_defaults(group: &str, resource: &str, object: &mut Value) {
     }
 }
 
+/// Sets a field the client left out; as in Go, an empty string is unset.
 fn set(map: &mut Map<String, Value>, key: &str, value: Value) {
-    if map.get(key).is_none_or(Value::is_null) {
+    if map.get(key).is_none_or(|v| v.is_null() || v == "") {
         map.insert(key.to_string(), value);
     }
 }

@@ -78,7 +78,6 @@ const LABEL_SELECTOR: &[Field] =
     &[f(1, "matchLabels", Ty::StrMap), list(2, "matchExpressions", Ty::Msg(LABEL_SELECTOR_REQUIREMENT))];
 const CONTAINER_PORT: &[Field] = &[
     f(1, "name", Ty::Str),
-    f(2, "hostPort", Ty::Int),
     f(3, "containerPort", Ty::Int),
     f(4, "protocol", Ty::Str),
     f(5, "hostIP", Ty::Str),
@@ -276,6 +275,10 @@ fn message(data: &[u8], schema: &[Field]) -> Result<Value, &'static str> {
         // Fields this decoder does not know are skipped, as unknown JSON fields are.
         let Some(field) = schema.iter().find(|f| f.number == number) else { continue };
         let value = scalar(field.ty, &wire)?;
+        // Go writes empty strings that JSON would omit; they mean "unset".
+        if !field.repeated && value == "" {
+            continue;
+        }
         match field.ty {
             Ty::StrMap | Ty::BytesMap | Ty::QuantityMap => {
                 let entry = object.entry(field.name).or_insert_with(|| json!({}));

@@ -267,6 +267,25 @@ fn get_watch_prints_events_and_wait_for_condition() {
 }
 
 #[test]
+fn generators_send_protobuf_bodies() {
+    let Some((_dir, cp)) = start() else { return };
+    assert!(cp.kubectl_ok(&["create", "namespace", "team"]).contains("namespace/team created"));
+    cp.kubectl_ok(&["create", "configmap", "settings", "-n", "team", "--from-literal=mode=fast"]);
+    cp.kubectl_ok(&["create", "secret", "generic", "token", "-n", "team", "--from-literal=key=s3cret"]);
+    cp.kubectl_ok(&["create", "deployment", "web", "-n", "team", "--image=nginx:1.27", "--replicas=2", "--port=80"]);
+    cp.kubectl_ok(&["create", "serviceaccount", "bot", "-n", "team"]);
+    cp.kubectl_ok(&["create", "role", "reader", "-n", "team", "--verb=get", "--resource=pods"]);
+    cp.kubectl_ok(&["create", "rolebinding", "bot-reads", "-n", "team", "--role=reader", "--serviceaccount=team:bot"]);
+    assert_eq!(cp.kubectl_ok(&["get", "cm", "settings", "-n", "team", "-o", "jsonpath={.data.mode}"]), "fast");
+    assert_eq!(cp.kubectl_ok(&["get", "secret", "token", "-n", "team", "-o", "jsonpath={.type} {.data.key}"]), "Opaque czNjcmV0");
+    let deploy = cp.kubectl_ok(&["get", "deploy", "web", "-n", "team",
+        "-o", "jsonpath={.spec.replicas} {.spec.template.spec.containers[0].image} {.spec.template.spec.containers[0].ports[0].containerPort}"]);
+    assert_eq!(deploy, "2 nginx:1.27 80");
+    let binding = cp.kubectl_ok(&["get", "rolebinding", "bot-reads", "-n", "team", "-o", "jsonpath={.roleRef.name} {.subjects[0].name}"]);
+    assert_eq!(binding, "reader bot");
+}
+
+#[test]
 fn auth_can_i_tokens_and_rbac() {
     if !have("kubectl") {
         return;
