@@ -76,12 +76,8 @@ const LABEL_SELECTOR_REQUIREMENT: &[Field] =
     &[f(1, "key", Ty::Str), f(2, "operator", Ty::Str), list(3, "values", Ty::Str)];
 const LABEL_SELECTOR: &[Field] =
     &[f(1, "matchLabels", Ty::StrMap), list(2, "matchExpressions", Ty::Msg(LABEL_SELECTOR_REQUIREMENT))];
-const CONTAINER_PORT: &[Field] = &[
-    f(1, "name", Ty::Str),
-    f(3, "containerPort", Ty::Int),
-    f(4, "protocol", Ty::Str),
-    f(5, "hostIP", Ty::Str),
-];
+const CONTAINER_PORT: &[Field] =
+    &[f(1, "name", Ty::Str), f(3, "containerPort", Ty::Int), f(4, "protocol", Ty::Str), f(5, "hostIP", Ty::Str)];
 const ENV_VAR: &[Field] = &[f(1, "name", Ty::Str), f(2, "value", Ty::Str)];
 const RESOURCES: &[Field] = &[f(1, "limits", Ty::QuantityMap), f(2, "requests", Ty::QuantityMap)];
 const CONTAINER: &[Field] = &[

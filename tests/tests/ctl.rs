@@ -248,6 +248,12 @@ fn cluster_and_maintenance_commands_print_what_etcdctl_prints() {
     let ep = c.members[0].endpoint();
     let all = c.endpoints();
     etcdctl(&ep, "put k v");
+    // Each member publishes its client URLs through Raft after it starts;
+    // until all have, member lists taken a moment apart differ.
+    capstan_tests::wait_for(Duration::from_secs(10), "every member to publish its client URLs", || {
+        let list = etcdctl(&ep, "member list");
+        list.lines().all(|l| !l.contains(", , ")).then_some(())
+    });
     // Right after the start members still write their first entries; the
     // comparisons below want raft indexes that stay put.
     let mut last = String::new();

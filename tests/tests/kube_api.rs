@@ -217,5 +217,87 @@ fn finalizers_and_graceful_deletion() {
         .expect("pod");
         pods.create(&PostParams::default(), &unbound).await.expect("create");
         assert!(pods.delete("loose", &DeleteParams::default()).await.expect("delete").is_right());
+
+        // Binding puts a pod on a node once; eviction deletes it.
+        pods.create(&PostParams::default(), &unbound).await.expect("create again");
+        let binding = json!({"apiVersion": "v1", "kind": "Binding", "metadata": {"name": "loose"},
+            "target": {"apiVersion": "v1", "kind": "Node", "name": "node-2"}});
+        let bind = |body: serde_json::Value| {
+            http::Request::post("/api/v1/namespaces/default/pods/loose/binding")
+                .header("content-type", "application/json")
+                .body(body.to_string().into_bytes())
+                .expect("request")
+        };
+        cp.client().await.request_text(bind(binding.clone())).await.expect("bound");
+        let bound = pods.get("loose").await.expect("get");
+        assert_eq!(bound.spec.and_then(|s| s.node_name).as_deref(), Some("node-2"));
+        match cp.client().await.request_text(bind(binding)).await {
+            Err(kube::Error::Api(status)) => assert_eq!(status.code, 409),
+            other => panic!("a second binding must conflict: {other:?}"),
+        }
+        pods.evict("loose", &Default::default()).await.expect("evicted");
+        let evicted = pods.get("loose").await.expect("graceful eviction of a bound pod");
+        assert!(evicted.metadata.deletion_timestamp.is_some());
+    });
+}
+
+#[test]
+fn bad_input_gets_clear_errors_and_changes_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cp = Apiserver::server(&dir.path().join("cp"));
+    runtime().block_on(async {
+        let client = cp.client().await;
+        let send = |method: &str, path: &str, content_type: &str, body: Vec<u8>| {
+            let request = http::Request::builder()
+                .method(method)
+                .uri(path)
+                .header("content-type", content_type)
+                .body(body)
+                .expect("request");
+            let client = client.clone();
+            async move {
+                match client.request_text(request).await {
+                    Ok(text) => (200, text),
+                    Err(kube::Error::Api(status)) => (status.code, status.message),
+                    Err(other) => panic!("{other}"),
+                }
+            }
+        };
+        let cms = "/api/v1/namespaces/default/configmaps";
+        let (code, message) = send("POST", cms, "application/json", b"{\"metadata\": ".to_vec()).await;
+        assert_eq!(code, 400, "{message}");
+        assert!(message.contains("not valid JSON"), "{message}");
+        let (code, message) = send("POST", cms, "application/yaml", b"metadata: [unclosed".to_vec()).await;
+        assert_eq!(code, 400, "{message}");
+        let (code, _) = send("POST", cms, "text/csv", b"a,b".to_vec()).await;
+        assert_eq!(code, 415);
+        let big = json!({"metadata": {"name": "big"}, "data": {"blob": "x".repeat(4 * 1024 * 1024)}});
+        let (code, message) = send("POST", cms, "application/json", big.to_string().into_bytes()).await;
+        assert_eq!(code, 413, "{message}");
+        let wrong_type = json!({"metadata": {"name": "typed"}, "data": {"k": 3}});
+        let (code, message) = send("POST", cms, "application/json", wrong_type.to_string().into_bytes()).await;
+        assert_eq!(code, 400, "{message}");
+        let (code, message) = send("GET", "/api/v1/widgets", "application/json", Vec::new()).await;
+        assert_eq!(code, 404, "{message}");
+        let bad_name = json!({"metadata": {"name": "Bad_Name"}});
+        let (code, message) = send("POST", cms, "application/json", bad_name.to_string().into_bytes()).await;
+        assert_eq!(code, 422, "{message}");
+        let (code, _) = send("PATCH", &format!("{cms}/nothing"), "text/plain", b"{}".to_vec()).await;
+        assert_eq!(code, 415);
+
+        let listed: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+        assert!(listed.list(&ListParams::default()).await.expect("list").items.is_empty(), "nothing was written");
+
+        // Anyone without credentials may read the version, and nothing else.
+        let mut config = kube::Config::new(cp.url().parse().expect("url"));
+        config.accept_invalid_certs = true;
+        let anonymous = kube::Client::try_from(config).expect("anonymous client");
+        let get = |path: &str| http::Request::get(path.to_string()).body(Vec::new()).expect("request");
+        let version = anonymous.request_text(get("/version")).await.expect("version is public");
+        assert!(version.contains("\"minor\": \"33\"") || version.contains("\"minor\":\"33\""), "{version}");
+        match anonymous.request_text(get("/api/v1/namespaces")).await {
+            Err(kube::Error::Api(status)) => assert_eq!(status.code, 401),
+            other => panic!("expected 401, got {other:?}"),
+        }
     });
 }

@@ -155,7 +155,16 @@ fn create_replace_delete_and_kubernetes_error_messages() {
     let unknown_type = cp.kubectl_err(&["get", "widgets"]);
     assert!(unknown_type.contains("the server doesn't have a resource type \"widgets\""), "{unknown_type}");
 
-    assert!(cp.kubectl_ok(&["delete", "configmap", "demo"]).contains("configmap \"demo\" deleted"));
+    let dry = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: dry}\n";
+    assert!(
+        cp.kubectl_apply(&["create", "--dry-run=server", "-f", "-"], dry)
+            .contains("configmap/dry created (server dry run)")
+    );
+    cp.kubectl_err(&["get", "configmap", "dry"]);
+
+    assert!(
+        cp.kubectl_ok(&["delete", "configmap", "demo", "--cascade=background"]).contains("configmap \"demo\" deleted")
+    );
     cp.kubectl_err(&["get", "configmap", "demo"]);
     let immortal = cp.kubectl_err(&["delete", "namespace", "kube-system"]);
     assert!(immortal.contains("this namespace may not be deleted"), "{immortal}");
@@ -277,11 +286,22 @@ fn generators_send_protobuf_bodies() {
     cp.kubectl_ok(&["create", "role", "reader", "-n", "team", "--verb=get", "--resource=pods"]);
     cp.kubectl_ok(&["create", "rolebinding", "bot-reads", "-n", "team", "--role=reader", "--serviceaccount=team:bot"]);
     assert_eq!(cp.kubectl_ok(&["get", "cm", "settings", "-n", "team", "-o", "jsonpath={.data.mode}"]), "fast");
-    assert_eq!(cp.kubectl_ok(&["get", "secret", "token", "-n", "team", "-o", "jsonpath={.type} {.data.key}"]), "Opaque czNjcmV0");
+    assert_eq!(
+        cp.kubectl_ok(&["get", "secret", "token", "-n", "team", "-o", "jsonpath={.type} {.data.key}"]),
+        "Opaque czNjcmV0"
+    );
     let deploy = cp.kubectl_ok(&["get", "deploy", "web", "-n", "team",
         "-o", "jsonpath={.spec.replicas} {.spec.template.spec.containers[0].image} {.spec.template.spec.containers[0].ports[0].containerPort}"]);
     assert_eq!(deploy, "2 nginx:1.27 80");
-    let binding = cp.kubectl_ok(&["get", "rolebinding", "bot-reads", "-n", "team", "-o", "jsonpath={.roleRef.name} {.subjects[0].name}"]);
+    let binding = cp.kubectl_ok(&[
+        "get",
+        "rolebinding",
+        "bot-reads",
+        "-n",
+        "team",
+        "-o",
+        "jsonpath={.roleRef.name} {.subjects[0].name}",
+    ]);
     assert_eq!(binding, "reader bot");
 }
 
