@@ -13,7 +13,7 @@ use capstan_proto::etcdserverpb::request_op::Request;
 use capstan_proto::etcdserverpb::watch_client::WatchClient;
 use capstan_proto::etcdserverpb::watch_request::RequestUnion;
 use capstan_proto::etcdserverpb::{
-    Compare, DeleteRangeRequest, PutRequest, RangeRequest, RequestOp, TxnRequest, WatchCreateRequest,
+    Compare, DeleteRangeRequest, PutRequest, RangeRequest, RangeResponse, RequestOp, TxnRequest, WatchCreateRequest,
     WatchProgressRequest, WatchRequest, WatchResponse,
 };
 use capstan_proto::mvccpb::KeyValue;
@@ -152,15 +152,18 @@ impl Store {
     }
 
     pub async fn get(&self, key: &str) -> Result<Option<Stored>, StoreError> {
-        let request = RangeRequest { key: key.as_bytes().to_vec().into(), ..Default::default() };
+        let reply = self.range(RangeRequest { key: key.as_bytes().to_vec().into(), ..Default::default() }).await?;
+        Ok(reply.kvs.into_iter().next().map(|kv| Stored::from_kv(kv).1))
+    }
+
+    async fn range(&self, request: RangeRequest) -> Result<RangeResponse, StoreError> {
         let reply = self
             .with_kv(|mut kv| {
                 let request = request.clone();
                 async move { kv.range(request).await }
             })
-            .await?
-            .into_inner();
-        Ok(reply.kvs.into_iter().next().map(|kv| Stored::from_kv(kv).1))
+            .await?;
+        Ok(reply.into_inner())
     }
 
     /// Keys in `[start, end of prefix)` at `revision` (0: now), at most
@@ -173,17 +176,10 @@ impl Store {
             revision,
             ..Default::default()
         };
-        let reply = self
-            .with_kv(|mut kv| {
-                let request = request.clone();
-                async move { kv.range(request).await }
-            })
-            .await
-            .map_err(|e| match e {
-                StoreError::Compacted(_) => StoreError::Compacted(revision),
-                other => other,
-            })?
-            .into_inner();
+        let reply = self.range(request).await.map_err(|e| match e {
+            StoreError::Compacted(_) => StoreError::Compacted(revision),
+            other => other,
+        })?;
         let revision = reply.header.map(|h| h.revision).unwrap_or_default();
         Ok(Page { items: reply.kvs.into_iter().map(Stored::from_kv).collect(), revision, more: reply.more })
     }
@@ -192,13 +188,7 @@ impl Store {
     pub async fn revision(&self) -> Result<i64, StoreError> {
         let request =
             RangeRequest { key: Bytes::from_static(b"/registry/"), count_only: true, limit: 1, ..Default::default() };
-        let reply = self
-            .with_kv(|mut kv| {
-                let request = request.clone();
-                async move { kv.range(request).await }
-            })
-            .await?
-            .into_inner();
+        let reply = self.range(request).await?;
         Ok(reply.header.map(|h| h.revision).unwrap_or_default())
     }
 

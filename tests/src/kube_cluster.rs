@@ -151,15 +151,7 @@ impl Apiserver {
 
     /// kubectl that must succeed; its stdout.
     pub fn kubectl_ok(&self, args: &[&str]) -> String {
-        let out = self.kubectl(args);
-        assert!(
-            out.status.success(),
-            "kubectl {} failed: {}{}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        succeeded(args, self.kubectl(args))
     }
 
     /// kubectl that must fail; its stderr.
@@ -176,15 +168,7 @@ impl Apiserver {
 
     /// kubectl fed a manifest on stdin (`-f -`), which must succeed.
     pub fn kubectl_apply(&self, args: &[&str], manifest: &str) -> String {
-        let out = self.kubectl_with_input(args, Some(manifest));
-        assert!(
-            out.status.success(),
-            "kubectl {} failed: {}{}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        succeeded(args, self.kubectl_with_input(args, Some(manifest)))
     }
 
     /// A `kube` client authenticated as the admin.
@@ -205,6 +189,18 @@ impl Apiserver {
             let _ = child.wait();
         }
     }
+}
+
+/// The stdout of a kubectl run that must have succeeded.
+fn succeeded(args: &[&str], out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "kubectl {} failed: {}{}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 impl Drop for Apiserver {

@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use http::{HeaderMap, Method, Request, Response, StatusCode, header};
-use http_body_util::{BodyExt, Limited};
+use http_body_util::BodyExt;
 use serde_json::{Value, json};
 
 use crate::authz::Authorizer;
@@ -25,6 +25,8 @@ use respond::{Body, error_response, json_response, with_type};
 
 /// Kubernetes refuses request bodies over 3 MiB.
 pub const MAX_BODY: usize = 3 * 1024 * 1024;
+/// How much of an oversized body is read before the connection is dropped.
+const MAX_DRAINED: usize = 64 * 1024 * 1024;
 
 /// What every request handler shares.
 pub struct Api {
@@ -230,17 +232,32 @@ async fn health(api: &Api, uri: &http::Uri, check: &str) -> ApiResult<Response<B
     Ok(with_type(status, "text/plain; charset=utf-8", text))
 }
 
-/// Reads a request body, refusing more than 3 MiB.
+/// Reads a request body, refusing more than 3 MiB. The rest of an
+/// oversized body is read and dropped (up to a bound), so that the client,
+/// still sending, gets the 413 rather than a reset connection.
 async fn read_body<B>(body: B) -> ApiResult<Bytes>
 where
     B: hyper::body::Body<Data = Bytes>,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    match Limited::new(body, MAX_BODY).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(ApiError::TooLarge { limit: MAX_BODY }),
-        Err(e) => Err(ApiError::bad_request(format!("reading the request body: {e}"))),
+    let mut body = std::pin::pin!(body);
+    let mut collected = bytes::BytesMut::new();
+    let mut seen = 0usize;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| ApiError::bad_request(format!("reading the request body: {}", e.into())))?;
+        let Ok(data) = frame.into_data() else { continue };
+        seen += data.len();
+        if seen > MAX_DRAINED {
+            break;
+        }
+        if seen <= MAX_BODY {
+            collected.extend_from_slice(&data);
+        }
     }
+    if seen > MAX_BODY {
+        return Err(ApiError::TooLarge { limit: MAX_BODY });
+    }
+    Ok(collected.freeze())
 }
 
 /// A JSON or YAML request body as a JSON value, by Content-Type.
