@@ -362,6 +362,16 @@ fn updates(group: &str, resource: &str, new: &Value, old: &Value, errors: &mut V
     {
         errors.push(immutable("spec.selector", &new["spec"]["selector"]));
     }
+    if (group, resource) == ("", "services") {
+        let old_ip = old["spec"]["clusterIP"].as_str().unwrap_or("");
+        if !old_ip.is_empty() && new["spec"]["clusterIP"] != old["spec"]["clusterIP"] {
+            errors.push(FieldError {
+                reason: "FieldValueInvalid",
+                field: "spec.clusterIPs[0]".into(),
+                message: format!("Invalid value: {}: may not change once set", new["spec"]["clusterIP"]),
+            });
+        }
+    }
     if (group, resource) == ("", "pods") {
         // Only images, activeDeadlineSeconds and added tolerations may change.
         let mut a = new["spec"].clone();

@@ -276,6 +276,43 @@ fn get_watch_prints_events_and_wait_for_condition() {
 }
 
 #[test]
+fn services_get_cluster_ips_and_node_ports() {
+    let Some((_dir, cp)) = start() else { return };
+    let service = |name: &str, extra: &str| {
+        format!(
+            "apiVersion: v1\nkind: Service\nmetadata: {{name: {name}}}\nspec:\n  selector: {{app: web}}\n  ports: [{{port: 80}}]\n{extra}"
+        )
+    };
+    cp.kubectl_apply(&["apply", "-f", "-"], &service("web", ""));
+    let ip = cp.kubectl_ok(&["get", "svc", "web", "-o", "jsonpath={.spec.clusterIP}"]);
+    assert!(ip.starts_with("10.") && ip != "10.96.0.1", "{ip}");
+    let octets: Vec<u32> = ip.split('.').filter_map(|o| o.parse().ok()).collect();
+    assert!(octets.len() == 4 && (96..=111).contains(&octets[1]), "{ip} is not in 10.96.0.0/12");
+
+    cp.kubectl_apply(&["apply", "-f", "-"], &service("open", "  type: NodePort\n"));
+    let port: i64 =
+        cp.kubectl_ok(&["get", "svc", "open", "-o", "jsonpath={.spec.ports[0].nodePort}"]).parse().expect("port");
+    assert!((30000..=32767).contains(&port), "{port}");
+    let table = cp.kubectl_ok(&["get", "svc", "open"]);
+    assert!(table.contains(&format!("80:{port}/TCP")), "{table}");
+
+    let taken = service("copy", &format!("  clusterIP: {ip}\n"));
+    let out = cp.kubectl_with_input(&["apply", "-f", "-"], Some(&taken));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("provided IP is already allocated"), "{stderr}");
+    cp.kubectl_ok(&["delete", "svc", "web"]);
+    cp.kubectl_apply(&["apply", "-f", "-"], &taken);
+    assert_eq!(
+        cp.kubectl_ok(&["get", "svc", "copy", "-o", "jsonpath={.spec.clusterIP}"]),
+        ip,
+        "a deleted Service frees its IP"
+    );
+    let relabel = cp.kubectl_ok(&["label", "svc", "copy", "tier=front"]);
+    assert!(relabel.contains("labeled"));
+    assert_eq!(cp.kubectl_ok(&["get", "svc", "copy", "-o", "jsonpath={.spec.clusterIP}"]), ip, "updates keep the IP");
+}
+
+#[test]
 fn generators_send_protobuf_bodies() {
     let Some((_dir, cp)) = start() else { return };
     assert!(cp.kubectl_ok(&["create", "namespace", "team"]).contains("namespace/team created"));

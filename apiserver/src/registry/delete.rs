@@ -98,7 +98,12 @@ impl Registry {
                             object::set_resource_version(&mut marked, revision);
                             Deleted::Pending(marked)
                         }
-                        None => Deleted::Now(current),
+                        None => {
+                            if resource.plural == "services" {
+                                self.release_service(&current).await;
+                            }
+                            Deleted::Now(current)
+                        }
                     });
                 }
                 Written::Stale => continue,

@@ -3,6 +3,7 @@
 //! Per-resource behaviour comes from `strategy`, `defaults`, `validation`
 //! and `admission`; this module only sequences them.
 
+mod allocate;
 mod delete;
 mod list;
 mod write;

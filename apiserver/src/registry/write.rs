@@ -57,6 +57,32 @@ impl Registry {
         record_manager(&mut object, &opts.field_manager, operation, resource);
         check_valid(resource, &object, None)?;
         let generate = object::name(&object).is_empty() && !object::meta_str(&object, "generateName").is_empty();
+        let allocates = resource.plural == "services" && !opts.dry_run;
+        if allocates {
+            self.allocate_service(&mut object).await?;
+        }
+        let stored = self.store_new(resource, namespace, object, opts, generate).await;
+        match stored {
+            Ok(object) => Ok(WriteOutcome { object, warnings: checked.warnings, created: true }),
+            Err((error, unstored)) => {
+                if allocates {
+                    self.release_service(&unstored).await;
+                }
+                Err(error)
+            }
+        }
+    }
+
+    /// Writes a new object under its name (or a generated one); on failure,
+    /// the error and the object that was not stored.
+    async fn store_new(
+        &self,
+        resource: &'static Resource,
+        namespace: &str,
+        mut object: Value,
+        opts: &WriteOptions,
+        generate: bool,
+    ) -> Result<Value, (ApiError, Value)> {
         for _ in 0..MAX_ATTEMPTS {
             if generate {
                 let name = object::generated_name(object::meta_str(&object, "generateName"));
@@ -64,19 +90,26 @@ impl Registry {
             }
             let name = object::name(&object).to_string();
             if opts.dry_run {
-                return Ok(WriteOutcome { object, warnings: checked.warnings, created: true });
+                return Ok(object);
             }
             let key = resource.key(namespace, &name);
-            match self.store.put_if(&key, encode_for_store(&object)?, 0).await.map_err(store_error)? {
-                Written::Done(revision) => {
+            let bytes = match encode_for_store(&object) {
+                Ok(bytes) => bytes,
+                Err(e) => return Err((e, object)),
+            };
+            match self.store.put_if(&key, bytes, 0).await.map_err(store_error) {
+                Ok(Written::Done(revision)) => {
                     object::set_resource_version(&mut object, revision);
-                    return Ok(WriteOutcome { object, warnings: checked.warnings, created: true });
+                    return Ok(object);
                 }
-                Written::Stale if generate => continue,
-                Written::Stale => return Err(ApiError::AlreadyExists { kind: resource.qualified(), name }),
+                Ok(Written::Stale) if generate => continue,
+                Ok(Written::Stale) => {
+                    return Err((ApiError::AlreadyExists { kind: resource.qualified(), name }, object));
+                }
+                Err(e) => return Err((e, object)),
             }
         }
-        Err(ApiError::Internal("could not find a free generated name".into()))
+        Err((ApiError::Internal("could not find a free generated name".into()), object))
     }
 
     /// PUT of the object or of its `status`.
@@ -218,13 +251,17 @@ impl Registry {
                 return Ok(WriteOutcome { object: next, warnings: Vec::new(), created: false });
             }
             // The last finalizer gone from an object being deleted: it goes.
-            let written = if object::is_deleting(&next) && !object::is_held(&next) {
+            let deleting = object::is_deleting(&next) && !object::is_held(&next);
+            let written = if deleting {
                 self.store.delete_if(&key, stored.mod_revision).await
             } else {
                 self.store.put_if(&key, encode_for_store(&next)?, stored.mod_revision).await
             };
             match written.map_err(store_error)? {
                 Written::Done(revision) => {
+                    if deleting && resource.plural == "services" {
+                        self.release_service(&next).await;
+                    }
                     object::set_resource_version(&mut next, revision);
                     return Ok(WriteOutcome { object: next, warnings: Vec::new(), created: false });
                 }
@@ -255,6 +292,9 @@ fn prepare(resource: &Resource, subresource: &str, mut next: Value, current: &Va
     } else {
         defaults::apply_defaults(resource.group, resource.plural, &mut next);
         strategy::prepare_for_update(resource, &mut next, current);
+        if resource.plural == "services" {
+            super::allocate::keep_service_addresses(&mut next, current);
+        }
     }
     next
 }

@@ -1,0 +1,221 @@
+//! Cluster IPs and node ports for Services. Each taken address is a key in
+//! the store, claimed with a create-if-absent transaction, so replicas
+//! never hand out the same one.
+
+use std::net::Ipv4Addr;
+
+use bytes::Bytes;
+use rand::Rng;
+use serde_json::{Value, json};
+
+use super::{Registry, store_error};
+use crate::error::{ApiError, ApiResult, Cause};
+use crate::object;
+use crate::storage::Written;
+
+/// Kubernetes' default service range, 10.96.0.0/12.
+const SERVICE_NETWORK: u32 = u32::from_be_bytes([10, 96, 0, 0]);
+const SERVICE_NETWORK_SIZE: u32 = 1 << 20;
+const NODE_PORTS: std::ops::RangeInclusive<i64> = 30000..=32767;
+const IP_KEYS: &str = "/registry/ipallocations/";
+const PORT_KEYS: &str = "/registry/nodeportallocations/";
+const ATTEMPTS: usize = 64;
+
+fn invalid(field: &str, message: String, name: &str) -> ApiError {
+    ApiError::Invalid {
+        kind_name: "Service".into(),
+        group: String::new(),
+        kind: "Service".into(),
+        name: name.to_string(),
+        causes: vec![Cause { reason: "FieldValueInvalid".into(), field: field.into(), message }],
+    }
+}
+
+impl Registry {
+    /// Gives a new Service its cluster IP and node ports, honouring the
+    /// ones it asks for. What is claimed before a failure is released.
+    pub(super) async fn allocate_service(&self, service: &mut Value) -> ApiResult<()> {
+        let owner = format!("{}/{}", object::namespace(service), object::name(service));
+        let name = object::name(service).to_string();
+        let kind = service["spec"]["type"].as_str().unwrap_or("ClusterIP").to_string();
+        if kind == "ExternalName" {
+            return Ok(());
+        }
+        let mut claimed = Vec::new();
+        let result = self.claim_all(service, &kind, &owner, &name, &mut claimed).await;
+        if result.is_err() {
+            for key in claimed {
+                let _ = self.release_key(&key).await;
+            }
+        }
+        result
+    }
+
+    async fn claim_all(
+        &self,
+        service: &mut Value,
+        kind: &str,
+        owner: &str,
+        name: &str,
+        claimed: &mut Vec<String>,
+    ) -> ApiResult<()> {
+        let requested = service["spec"]["clusterIP"].as_str().unwrap_or("").to_string();
+        if requested != "None" {
+            let ip = match requested.as_str() {
+                "" => self.claim_free_ip(owner).await?,
+                wanted => {
+                    let ip: Ipv4Addr = wanted.parse().map_err(|_| {
+                        invalid(
+                            "spec.clusterIPs[0]",
+                            format!("Invalid value: \"{wanted}\": must be a valid IP address"),
+                            name,
+                        )
+                    })?;
+                    let offset = u32::from(ip).wrapping_sub(SERVICE_NETWORK);
+                    if offset >= SERVICE_NETWORK_SIZE {
+                        return Err(invalid(
+                            "spec.clusterIPs[0]",
+                            format!(
+                                "Invalid value: \"{wanted}\": provided IP is not in the valid range. The range of valid IPs is 10.96.0.0/12"
+                            ),
+                            name,
+                        ));
+                    }
+                    if !self.claim(&format!("{IP_KEYS}{ip}"), owner).await? {
+                        return Err(invalid(
+                            "spec.clusterIPs[0]",
+                            format!(
+                                "Invalid value: \"{wanted}\": failed to allocate IP {wanted}: provided IP is already allocated"
+                            ),
+                            name,
+                        ));
+                    }
+                    ip
+                }
+            };
+            claimed.push(format!("{IP_KEYS}{ip}"));
+            service["spec"]["clusterIP"] = json!(ip.to_string());
+            service["spec"]["clusterIPs"] = json!([ip.to_string()]);
+        } else {
+            service["spec"]["clusterIPs"] = json!(["None"]);
+        }
+        if !matches!(kind, "NodePort" | "LoadBalancer") {
+            return Ok(());
+        }
+        let count = service["spec"]["ports"].as_array().map_or(0, Vec::len);
+        for i in 0..count {
+            let port = match service["spec"]["ports"][i]["nodePort"].as_i64() {
+                Some(wanted) if wanted != 0 => {
+                    if !self.claim(&format!("{PORT_KEYS}{wanted}"), owner).await? {
+                        return Err(invalid(
+                            &format!("spec.ports[{i}].nodePort"),
+                            format!("Invalid value: {wanted}: provided port is already allocated"),
+                            name,
+                        ));
+                    }
+                    wanted
+                }
+                _ => self.claim_free_port(owner).await?,
+            };
+            claimed.push(format!("{PORT_KEYS}{port}"));
+            service["spec"]["ports"][i]["nodePort"] = json!(port);
+        }
+        Ok(())
+    }
+
+    async fn claim_free_ip(&self, owner: &str) -> ApiResult<Ipv4Addr> {
+        for _ in 0..ATTEMPTS {
+            // .0 is the network; .1 is the kubernetes Service's by convention.
+            let offset = rand::rng().random_range(2..SERVICE_NETWORK_SIZE - 1);
+            let ip = Ipv4Addr::from(SERVICE_NETWORK + offset);
+            if self.claim(&format!("{IP_KEYS}{ip}"), owner).await? {
+                return Ok(ip);
+            }
+        }
+        Err(ApiError::Internal("no free cluster IP found in 10.96.0.0/12".into()))
+    }
+
+    async fn claim_free_port(&self, owner: &str) -> ApiResult<i64> {
+        for _ in 0..ATTEMPTS {
+            let port = rand::rng().random_range(NODE_PORTS);
+            if self.claim(&format!("{PORT_KEYS}{port}"), owner).await? {
+                return Ok(port);
+            }
+        }
+        Err(ApiError::Internal("no free node port found in 30000-32767".into()))
+    }
+
+    /// True when the key was free and is now ours.
+    async fn claim(&self, key: &str, owner: &str) -> ApiResult<bool> {
+        let written = self.store.put_if(key, Bytes::from(owner.to_string()), 0).await.map_err(store_error)?;
+        Ok(matches!(written, Written::Done(_)))
+    }
+
+    async fn release_key(&self, key: &str) -> ApiResult<()> {
+        if let Some(stored) = self.store.get(key).await.map_err(store_error)? {
+            self.store.delete_if(key, stored.mod_revision).await.map_err(store_error)?;
+        }
+        Ok(())
+    }
+
+    /// Frees what a deleted Service held.
+    pub(super) async fn release_service(&self, service: &Value) {
+        let mut keys: Vec<String> = service["spec"]["clusterIPs"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .filter(|ip| *ip != "None")
+            .map(|ip| format!("{IP_KEYS}{ip}"))
+            .collect();
+        for port in service["spec"]["ports"].as_array().into_iter().flatten() {
+            if let Some(node_port) = port["nodePort"].as_i64() {
+                keys.push(format!("{PORT_KEYS}{node_port}"));
+            }
+        }
+        for key in keys {
+            if let Err(e) = self.release_key(&key).await {
+                tracing::warn!(%key, error = %e, "could not release a service address; it stays taken");
+            }
+        }
+    }
+}
+
+/// An update keeps the addresses the Service was given.
+pub fn keep_service_addresses(new: &mut Value, old: &Value) {
+    for field in ["clusterIP", "clusterIPs"] {
+        if new["spec"][field].is_null() || new["spec"][field] == "" {
+            new["spec"][field] = old["spec"][field].clone();
+        }
+    }
+    let old_ports = old["spec"]["ports"].as_array().cloned().unwrap_or_default();
+    for port in new["spec"]["ports"].as_array_mut().into_iter().flatten() {
+        if port["nodePort"].as_i64().unwrap_or(0) == 0
+            && let Some(previous) = old_ports.iter().find(|p| p["port"] == port["port"] && p["nodePort"].is_i64())
+        {
+            port["nodePort"] = previous["nodePort"].clone();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn updates_keep_cluster_ips_and_node_ports() {
+        let old = json!({"spec": {"clusterIP": "10.96.3.4", "clusterIPs": ["10.96.3.4"],
+            "ports": [{"port": 80, "nodePort": 30080}]}});
+        let mut new = json!({"spec": {"ports": [{"port": 80}, {"port": 443}]}});
+        keep_service_addresses(&mut new, &old);
+        assert_eq!(new["spec"]["clusterIP"], "10.96.3.4");
+        assert_eq!(new["spec"]["ports"][0]["nodePort"], 30080);
+        assert!(new["spec"]["ports"][1].get("nodePort").is_none());
+    }
+
+    #[test]
+    fn the_service_network_is_10_96_0_0_12() {
+        assert_eq!(Ipv4Addr::from(SERVICE_NETWORK).to_string(), "10.96.0.0");
+        assert_eq!(Ipv4Addr::from(SERVICE_NETWORK + SERVICE_NETWORK_SIZE - 1).to_string(), "10.111.255.255");
+    }
+}
