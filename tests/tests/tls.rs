@@ -186,7 +186,11 @@ fn member_with_a_peer_certificate_of_another_ca_cannot_join() {
     let status = c.wait_exit(m4, Duration::from_secs(30));
     assert!(!status.success(), "m4 joined with a foreign peer certificate");
     let log = c.log(m4);
-    assert!(log.contains("could not join") && log.contains("received fatal alert: UnknownCA"), "{log}");
+    // The refusing member sends an UnknownCA alert and closes; the joiner
+    // reads the alert, or only the close when it comes first. The refusal
+    // itself is checked on the members' side below.
+    let refused = log.contains("received fatal alert: UnknownCA") || log.contains("connection closed");
+    assert!(log.contains("could not join") && refused, "{log}");
     for i in 0..3 {
         wait_refusal(&c, i, "peer", "client certificate not signed by --peer-trusted-ca-file (unknown issuer)");
     }
