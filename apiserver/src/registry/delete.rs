@@ -5,7 +5,7 @@
 
 use serde_json::{Value, json};
 
-use super::{MAX_ATTEMPTS, Registry, decode_stored, store_error};
+use super::{MAX_ATTEMPTS, Registry, store_error};
 use crate::error::{ApiError, ApiResult};
 use crate::resources::Resource;
 use crate::storage::Written;
@@ -71,13 +71,7 @@ impl Registry {
         admission::admit_delete(resource, name)?;
         let key = resource.key(namespace, name);
         for _ in 0..MAX_ATTEMPTS {
-            let stored = self
-                .store
-                .get(&key)
-                .await
-                .map_err(store_error)?
-                .ok_or_else(|| ApiError::not_found(&resource.qualified(), name))?;
-            let current = decode_stored(&stored.value, stored.mod_revision)?;
+            let (current, revision) = self.get_versioned(resource, namespace, name).await?;
             check_preconditions(resource, name, &current, opts)?;
             let next = mark_for_deletion(resource, &current, opts);
             let written = match &next {
@@ -88,8 +82,8 @@ impl Registry {
                         None => Deleted::Now(current),
                     });
                 }
-                Some(marked) => self.store.put_if(&key, super::encode_for_store(marked)?, stored.mod_revision).await,
-                None => self.store.delete_if(&key, stored.mod_revision).await,
+                Some(marked) => self.store.put_if(&key, super::encode_for_store(marked)?, revision).await,
+                None => self.store.delete_if(&key, revision).await,
             };
             match written.map_err(store_error)? {
                 Written::Done(revision) => {

@@ -62,9 +62,15 @@ impl Registry {
 
     /// The current object, read from the store.
     pub async fn get(&self, resource: &Resource, namespace: &str, name: &str) -> ApiResult<Value> {
+        Ok(self.get_versioned(resource, namespace, name).await?.0)
+    }
+
+    /// The current object and the revision that wrote it, which a
+    /// conditional write names.
+    async fn get_versioned(&self, resource: &Resource, namespace: &str, name: &str) -> ApiResult<(Value, i64)> {
         let key = resource.key(namespace, name);
         match self.store.get(&key).await.map_err(store_error)? {
-            Some(stored) => decode_stored(&stored.value, stored.mod_revision),
+            Some(stored) => Ok((decode_stored(&stored.value, stored.mod_revision)?, stored.mod_revision)),
             None => Err(ApiError::not_found(&resource.qualified(), name)),
         }
     }

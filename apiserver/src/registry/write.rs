@@ -5,7 +5,7 @@
 use bytes::Bytes;
 use serde_json::{Value, json};
 
-use super::{MAX_ATTEMPTS, Registry, decode_stored, encode_for_store, parse_resource_version, store_error};
+use super::{MAX_ATTEMPTS, Registry, encode_for_store, parse_resource_version, store_error};
 use crate::error::{ApiError, ApiResult, Cause};
 use crate::patch::{self, PatchType};
 use crate::resources::Resource;
@@ -231,18 +231,12 @@ impl Registry {
     ) -> ApiResult<WriteOutcome> {
         let key = resource.key(namespace, name);
         for _ in 0..MAX_ATTEMPTS {
-            let stored = self
-                .store
-                .get(&key)
-                .await
-                .map_err(store_error)?
-                .ok_or_else(|| ApiError::not_found(&resource.qualified(), name))?;
-            if precondition.is_some_and(|rv| rv != stored.mod_revision) {
+            let (current, revision) = self.get_versioned(resource, namespace, name).await?;
+            if precondition.is_some_and(|rv| rv != revision) {
                 return Err(ApiError::conflict(&resource.qualified(), name));
             }
-            let current = decode_stored(&stored.value, stored.mod_revision)?;
             let mut next = change(&current)?;
-            object::set_resource_version(&mut next, stored.mod_revision);
+            object::set_resource_version(&mut next, revision);
             if same_but_managers(&next, &current) {
                 return Ok(WriteOutcome { object: current, warnings: Vec::new(), created: false });
             }
@@ -253,9 +247,9 @@ impl Registry {
             // The last finalizer gone from an object being deleted: it goes.
             let deleting = object::is_deleting(&next) && !object::is_held(&next);
             let written = if deleting {
-                self.store.delete_if(&key, stored.mod_revision).await
+                self.store.delete_if(&key, revision).await
             } else {
-                self.store.put_if(&key, encode_for_store(&next)?, stored.mod_revision).await
+                self.store.put_if(&key, encode_for_store(&next)?, revision).await
             };
             match written.map_err(store_error)? {
                 Written::Done(revision) => {
