@@ -28,6 +28,11 @@ impl Authorizer {
         self.policy().authorize(user, attributes)
     }
 
+    /// The rules that apply to the user in a namespace.
+    pub fn rules_for(&self, user: &UserInfo, namespace: &str) -> Vec<serde_json::Value> {
+        self.policy().rules_for(user, namespace)
+    }
+
     fn policy(&self) -> Arc<Policy> {
         let revisions = self.caches.each_ref().map(|c| c.revision());
         let mut built = self.built.lock().unwrap_or_else(|poisoned| poisoned.into_inner());

@@ -158,6 +158,8 @@ const DEPLOYMENT: &[Field] = &[META, f(2, "spec", Ty::Msg(DEPLOYMENT_SPEC))];
 const ROLE: &[Field] = &[META, list(2, "rules", Ty::Msg(POLICY_RULE))];
 const BINDING: &[Field] = &[META, list(2, "subjects", Ty::Msg(SUBJECT)), f(3, "roleRef", Ty::Msg(ROLE_REF))];
 const ACCESS_REVIEW: &[Field] = &[META, f(2, "spec", Ty::Msg(ACCESS_REVIEW_SPEC))];
+const RULES_REVIEW_SPEC: &[Field] = &[f(1, "namespace", Ty::Str)];
+const RULES_REVIEW: &[Field] = &[META, f(2, "spec", Ty::Msg(RULES_REVIEW_SPEC))];
 
 /// The top-level message of each kind.
 fn kind_schema(api_version: &str, kind: &str) -> Option<&'static [Field]> {
@@ -170,6 +172,7 @@ fn kind_schema(api_version: &str, kind: &str) -> Option<&'static [Field]> {
         ("rbac.authorization.k8s.io/v1", "Role" | "ClusterRole") => ROLE,
         ("rbac.authorization.k8s.io/v1", "RoleBinding" | "ClusterRoleBinding") => BINDING,
         ("authorization.k8s.io/v1", "SelfSubjectAccessReview") => ACCESS_REVIEW,
+        ("authorization.k8s.io/v1", "SelfSubjectRulesReview") => RULES_REVIEW,
         _ => return None,
     })
 }

@@ -169,6 +169,19 @@ pub static RESOURCES: &[Resource] = &[
         subresources: &[],
         stored: false,
     },
+    Resource {
+        group: "authorization.k8s.io",
+        version: "v1",
+        plural: "selfsubjectrulesreviews",
+        singular: "selfsubjectrulesreview",
+        kind: "SelfSubjectRulesReview",
+        namespaced: false,
+        short_names: &[],
+        categories: &[],
+        verbs: &["create"],
+        subresources: &[],
+        stored: false,
+    },
 ];
 
 /// The resource at `/api/v1/<plural>` or `/apis/<group>/<version>/<plural>`.

@@ -122,6 +122,9 @@ fn roundtrip(group: &str, kind: &str, object: &Value) -> Result<Value, serde_jso
         ("authorization.k8s.io", "SelfSubjectAccessReview") => {
             via::<k8s_openapi::api::authorization::v1::SelfSubjectAccessReview>(object)
         }
+        ("authorization.k8s.io", "SelfSubjectRulesReview") => {
+            via::<k8s_openapi::api::authorization::v1::SelfSubjectRulesReview>(object)
+        }
         ("autoscaling", "Scale") => via::<k8s_openapi::api::autoscaling::v1::Scale>(object),
         ("policy", "Eviction") => via::<k8s_openapi::api::policy::v1::Eviction>(object),
         ("", "Binding") => via::<core::v1::Binding>(object),

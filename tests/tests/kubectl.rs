@@ -374,6 +374,9 @@ subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: viewer}]
         let yes = as_viewer(&["auth", "can-i", "list", "pods", "-n", "default"]);
         (String::from_utf8_lossy(&yes.stdout).trim() == "yes").then_some(())
     });
+    let listed = as_viewer(&["auth", "can-i", "--list", "-n", "default"]);
+    let listed = String::from_utf8_lossy(&listed.stdout);
+    assert!(listed.lines().any(|l| l.starts_with("pods ") && l.contains("[get list watch]")), "{listed}");
     let create = as_viewer(&["auth", "can-i", "create", "pods", "-n", "default"]);
     assert_eq!(String::from_utf8_lossy(&create.stdout).trim(), "no");
     let other_ns = as_viewer(&["auth", "can-i", "list", "pods", "-n", "kube-system"]);

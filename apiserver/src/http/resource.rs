@@ -209,7 +209,8 @@ fn list_options(resource: &Resource, query: &Query) -> ApiResult<ListOptions> {
         .get("labelSelector")
         .map(LabelSelector::parse)
         .transpose()
-        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+        .map_err(|e| ApiError::bad_request(e.to_string()))?
+        .filter(|selector| !selector.is_empty());
     let fields = match query.get("fieldSelector") {
         None => None,
         Some(text) => {

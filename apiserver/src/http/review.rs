@@ -19,8 +19,11 @@ pub fn serve(
     headers: &HeaderMap,
     body: &Bytes,
 ) -> ApiResult<Response<Body>> {
-    if request.verb != "create" || request.resource.plural != "selfsubjectaccessreviews" {
+    if request.verb != "create" {
         return Err(ApiError::MethodNotSupported);
+    }
+    if request.resource.plural == "selfsubjectrulesreviews" {
+        return rules_review(api, request, user, headers, body);
     }
     let review = decode_body(headers, body)?;
     let mut review = schema::check(Kind::of(request.resource), review, FieldValidation::Strict)?.object;
@@ -72,10 +75,28 @@ pub fn serve(
             }],
         });
     };
-    review["status"] = match decision {
-        Decision::Allow { reason } => json!({"allowed": true, "reason": reason}),
-        Decision::Deny { reason } => json!({"allowed": false, "reason": reason}),
-    };
+    let allowed = decision.is_allowed();
+    let (Decision::Allow { reason } | Decision::Deny { reason }) = decision;
+    review["status"] = json!({"allowed": allowed, "reason": reason});
+    review["metadata"]["creationTimestamp"] = Value::Null;
+    Ok(json_response(StatusCode::CREATED, &review))
+}
+
+/// SelfSubjectRulesReview (`kubectl auth can-i --list`): the rules that
+/// apply to the requester in a namespace.
+fn rules_review(
+    api: &Api,
+    request: &ResourceRequest,
+    user: &UserInfo,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> ApiResult<Response<Body>> {
+    let review = decode_body(headers, body)?;
+    let mut review = schema::check(Kind::of(request.resource), review, FieldValidation::Strict)?.object;
+    let namespace = review["spec"]["namespace"].as_str().unwrap_or("").to_string();
+    let (non_resource, resource): (Vec<Value>, Vec<Value>) =
+        api.authorizer.rules_for(user, &namespace).into_iter().partition(|r| r.get("nonResourceURLs").is_some());
+    review["status"] = json!({"resourceRules": resource, "nonResourceRules": non_resource, "incomplete": false});
     review["metadata"]["creationTimestamp"] = Value::Null;
     Ok(json_response(StatusCode::CREATED, &review))
 }

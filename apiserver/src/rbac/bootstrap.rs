@@ -1,105 +1,173 @@
-//! Kubernetes' default ClusterRoles and ClusterRoleBindings (its
-//! bootstrap policy), trimmed to the resources this server has.
+//! Kubernetes' default ClusterRoles and ClusterRoleBindings (plugin/pkg/auth/authorizer/rbac/bootstrappolicy).
+//!
+//! Rules are trimmed to the resources this apiserver serves (and their subresources); verbs, rule layout, names,
+//! labels and annotations are as Kubernetes writes them, so tools that inspect or reconcile them see the usual
+//! objects.
 
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
+
+const CORE: &str = "";
+const APPS: &str = "apps";
+const BATCH: &str = "batch";
+const COORDINATION: &str = "coordination.k8s.io";
+const DISCOVERY: &str = "discovery.k8s.io";
+const EVENTS: &str = "events.k8s.io";
+const AUTHORIZATION: &str = "authorization.k8s.io";
+const RBAC: &str = "rbac.authorization.k8s.io";
 
 const READ: &[&str] = &["get", "list", "watch"];
 const WRITE: &[&str] = &["create", "delete", "deletecollection", "patch", "update"];
-const ALL: &[&str] = &["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"];
+const READ_WRITE: &[&str] = &["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"];
+const EVENT_WRITE: &[&str] = &["create", "patch", "update"];
 
 fn rule(verbs: &[&str], groups: &[&str], resources: &[&str]) -> Value {
-    json!({"verbs": verbs, "apiGroups": groups, "resources": resources})
+    json!({"apiGroups": groups, "resources": resources, "verbs": verbs})
+}
+
+fn named_rule(verbs: &[&str], groups: &[&str], resources: &[&str], names: &[&str]) -> Value {
+    json!({"apiGroups": groups, "resourceNames": names, "resources": resources, "verbs": verbs})
 }
 
 fn url_rule(verbs: &[&str], urls: &[&str]) -> Value {
-    json!({"verbs": verbs, "nonResourceURLs": urls})
+    json!({"nonResourceURLs": urls, "verbs": verbs})
 }
 
-fn meta(name: &str, extra_labels: Value) -> Value {
-    let mut labels = json!({"kubernetes.io/bootstrapping": "rbac-defaults"});
-    if let (Some(map), Some(extra)) = (labels.as_object_mut(), extra_labels.as_object()) {
-        map.extend(extra.clone());
+/// Metadata with the label and annotation Kubernetes puts on every bootstrap object; the annotation tells the
+/// reconciler it may bring the object back in line on upgrade.
+fn metadata(name: &str, aggregate_to: Option<&str>) -> Value {
+    let mut labels = Map::new();
+    labels.insert("kubernetes.io/bootstrapping".to_owned(), json!("rbac-defaults"));
+    if let Some(target) = aggregate_to {
+        labels.insert(aggregate_label(target), json!("true"));
     }
-    json!({"name": name, "labels": labels, "annotations": {"rbac.authorization.kubernetes.io/autoupdate": "true"}})
+    json!({
+        "name": name,
+        "labels": labels,
+        "annotations": {"rbac.authorization.kubernetes.io/autoupdate": "true"}
+    })
 }
 
-fn cluster_role(name: &str, labels: Value, rules: Vec<Value>) -> Value {
-    json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": meta(name, labels),
-        "rules": rules})
+fn aggregate_label(target: &str) -> String {
+    format!("rbac.authorization.k8s.io/aggregate-to-{target}")
 }
 
-/// A ClusterRole made of every ClusterRole labelled `label=true`.
-fn aggregate(name: &str, label: &str, labels: Value) -> Value {
-    let mut role = cluster_role(name, labels, Vec::new());
-    role["aggregationRule"] = json!({"clusterRoleSelectors": [{"matchLabels": {label: "true"}}]});
-    role
+/// A ClusterRole; `aggregate_to` labels it so that the named aggregated role picks its rules up.
+fn cluster_role(name: &str, aggregate_to: Option<&str>, rules: Vec<Value>) -> Value {
+    json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRole",
+        "metadata": metadata(name, aggregate_to),
+        "rules": rules
+    })
 }
 
-fn binding(name: &str, role: &str, kind: &str, subject: &str) -> Value {
-    json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": meta(name, json!({})),
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
-        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": kind, "name": subject}]})
+/// A ClusterRole whose rules are gathered from the roles labelled `aggregate-to-<name>`.
+fn aggregated_cluster_role(name: &str, aggregate_to: Option<&str>) -> Value {
+    let mut selector = Map::new();
+    selector.insert(aggregate_label(name), json!("true"));
+    json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRole",
+        "metadata": metadata(name, aggregate_to),
+        "aggregationRule": {"clusterRoleSelectors": [{"matchLabels": selector}]},
+        "rules": []
+    })
 }
 
-pub fn default_objects() -> Vec<Value> {
-    let workloads = [
-        "deployments",
-        "deployments/scale",
-        "replicasets",
-        "replicasets/scale",
-        "daemonsets",
-        "statefulsets",
-        "statefulsets/scale",
-    ];
-    let core_read = [
-        "pods",
-        "pods/log",
-        "pods/status",
-        "services",
-        "services/status",
-        "endpoints",
-        "configmaps",
-        "serviceaccounts",
-        "events",
-        "persistentvolumeclaims",
-        "replicationcontrollers",
-    ];
-    let view = vec![
-        rule(READ, &[""], &core_read),
-        rule(READ, &[""], &["namespaces", "namespaces/status"]),
-        rule(READ, &["apps"], &workloads),
-        rule(READ, &["batch"], &["jobs", "jobs/status", "cronjobs", "cronjobs/status"]),
-        rule(READ, &["discovery.k8s.io"], &["endpointslices"]),
-        rule(READ, &["coordination.k8s.io"], &["leases"]),
-    ];
-    let edit = vec![
-        rule(
-            WRITE,
-            &[""],
-            &["pods", "pods/eviction", "services", "endpoints", "configmaps", "secrets", "serviceaccounts", "events"],
-        ),
-        rule(READ, &[""], &["secrets"]),
-        rule(WRITE, &["apps"], &workloads),
-        rule(WRITE, &["batch"], &["jobs", "cronjobs"]),
-        rule(WRITE, &["discovery.k8s.io"], &["endpointslices"]),
-        rule(WRITE, &["coordination.k8s.io"], &["leases"]),
-    ];
-    let admin = vec![
-        rule(ALL, &["rbac.authorization.k8s.io"], &["roles", "rolebindings"]),
-        rule(&["create"], &["authorization.k8s.io"], &["localsubjectaccessreviews"]),
-    ];
-    let aggregate_label = |to: &str| json!({format!("rbac.authorization.k8s.io/aggregate-to-{to}"): "true"});
+/// A ClusterRoleBinding named after the ClusterRole it grants, as all default bindings are.
+fn cluster_role_binding(name: &str, subjects: &[(&str, &str)]) -> Value {
+    let subjects: Vec<Value> =
+        subjects.iter().map(|(kind, subject)| json!({"apiGroup": RBAC, "kind": kind, "name": subject})).collect();
+    json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRoleBinding",
+        "metadata": metadata(name, None),
+        "roleRef": {"apiGroup": RBAC, "kind": "ClusterRole", "name": name},
+        "subjects": subjects
+    })
+}
+
+fn cluster_roles() -> Vec<Value> {
     vec![
-        cluster_role("cluster-admin", json!({}), vec![rule(&["*"], &["*"], &["*"]), url_rule(&["*"], &["*"])]),
-        aggregate("admin", "rbac.authorization.k8s.io/aggregate-to-admin", json!({})),
-        aggregate("edit", "rbac.authorization.k8s.io/aggregate-to-edit", aggregate_label("admin")),
-        aggregate("view", "rbac.authorization.k8s.io/aggregate-to-view", aggregate_label("edit")),
-        cluster_role("system:aggregate-to-admin", aggregate_label("admin"), admin),
-        cluster_role("system:aggregate-to-edit", aggregate_label("edit"), edit),
-        cluster_role("system:aggregate-to-view", aggregate_label("view"), view),
+        cluster_role("cluster-admin", None, vec![rule(&["*"], &["*"], &["*"]), url_rule(&["*"], &["*"])]),
+        aggregated_cluster_role("admin", None),
+        aggregated_cluster_role("edit", Some("admin")),
+        aggregated_cluster_role("view", Some("edit")),
+        cluster_role(
+            "system:aggregate-to-admin",
+            Some("admin"),
+            vec![rule(READ_WRITE, &[RBAC], &["rolebindings", "roles"])],
+        ),
+        cluster_role(
+            "system:aggregate-to-edit",
+            Some("edit"),
+            vec![
+                rule(
+                    READ,
+                    &[CORE],
+                    &["pods/attach", "pods/exec", "pods/portforward", "pods/proxy", "secrets", "services/proxy"],
+                ),
+                rule(&["impersonate"], &[CORE], &["serviceaccounts"]),
+                rule(WRITE, &[CORE], &["pods", "pods/attach", "pods/exec", "pods/portforward", "pods/proxy"]),
+                rule(&["create"], &[CORE], &["pods/eviction"]),
+                rule(
+                    WRITE,
+                    &[CORE],
+                    &["configmaps", "events", "secrets", "serviceaccounts", "services", "services/proxy"],
+                ),
+                rule(&["create"], &[CORE], &["serviceaccounts/token"]),
+                rule(
+                    WRITE,
+                    &[APPS],
+                    &[
+                        "daemonsets",
+                        "deployments",
+                        "deployments/scale",
+                        "replicasets",
+                        "replicasets/scale",
+                        "statefulsets",
+                        "statefulsets/scale",
+                    ],
+                ),
+                rule(WRITE, &[BATCH], &["cronjobs", "jobs"]),
+                rule(READ_WRITE, &[COORDINATION], &["leases"]),
+            ],
+        ),
+        cluster_role(
+            "system:aggregate-to-view",
+            Some("view"),
+            vec![
+                rule(
+                    READ,
+                    &[CORE],
+                    &["configmaps", "endpoints", "pods", "serviceaccounts", "services", "services/status"],
+                ),
+                rule(READ, &[CORE], &["bindings", "events", "namespaces/status", "pods/log", "pods/status"]),
+                rule(READ, &[CORE], &["namespaces"]),
+                rule(READ, &[DISCOVERY], &["endpointslices"]),
+                rule(
+                    READ,
+                    &[APPS],
+                    &[
+                        "daemonsets",
+                        "daemonsets/status",
+                        "deployments",
+                        "deployments/scale",
+                        "deployments/status",
+                        "replicasets",
+                        "replicasets/scale",
+                        "replicasets/status",
+                        "statefulsets",
+                        "statefulsets/scale",
+                        "statefulsets/status",
+                    ],
+                ),
+                rule(READ, &[BATCH], &["cronjobs", "cronjobs/status", "jobs", "jobs/status"]),
+            ],
+        ),
         cluster_role(
             "system:discovery",
-            json!({}),
+            None,
             vec![url_rule(
                 &["get"],
                 &[
@@ -119,75 +187,155 @@ pub fn default_objects() -> Vec<Value> {
         ),
         cluster_role(
             "system:basic-user",
-            json!({}),
-            vec![rule(
-                &["create"],
-                &["authorization.k8s.io"],
-                &["selfsubjectaccessreviews", "selfsubjectrulesreviews"],
-            )],
+            None,
+            vec![rule(&["create"], &[AUTHORIZATION], &["selfsubjectaccessreviews", "selfsubjectrulesreviews"])],
         ),
         cluster_role(
             "system:public-info-viewer",
-            json!({}),
+            None,
             vec![url_rule(&["get"], &["/healthz", "/livez", "/readyz", "/version", "/version/"])],
         ),
         cluster_role(
-            "system:kube-scheduler",
-            json!({}),
-            vec![
-                rule(&["create", "patch", "update"], &["", "events.k8s.io"], &["events"]),
-                rule(&["create"], &["coordination.k8s.io"], &["leases"]),
-                rule(&["get", "update"], &["coordination.k8s.io"], &["leases"]),
-                rule(READ, &[""], &["nodes", "namespaces", "services", "persistentvolumeclaims", "persistentvolumes"]),
-                rule(&["delete", "get", "list", "watch"], &[""], &["pods"]),
-                rule(&["create"], &[""], &["bindings", "pods/binding"]),
-                rule(&["patch", "update"], &[""], &["pods/status"]),
-                rule(READ, &["apps"], &["replicasets", "statefulsets"]),
-            ],
-        ),
-        cluster_role(
-            "system:kube-controller-manager",
-            json!({}),
-            vec![
-                rule(&["*"], &["", "apps", "batch", "discovery.k8s.io", "coordination.k8s.io"], &["*"]),
-                rule(&["create"], &["authorization.k8s.io"], &["selfsubjectaccessreviews"]),
-            ],
-        ),
-        // Kubernetes authorizes nodes with its Node authorizer; a binding of the
-        // nodes group stands in for it.
-        cluster_role(
             "system:node",
-            json!({}),
+            None,
             vec![
-                rule(READ, &[""], &["pods", "services", "endpoints", "nodes", "configmaps", "secrets"]),
-                rule(
-                    &["create", "get", "list", "watch", "update", "patch", "delete"],
-                    &[""],
-                    &["nodes", "nodes/status"],
-                ),
-                rule(&["update", "patch"], &[""], &["pods/status"]),
-                rule(&["create", "delete"], &[""], &["pods"]),
-                rule(&["create", "patch", "update"], &["", "events.k8s.io"], &["events"]),
-                rule(&["create", "delete", "get", "patch", "update"], &["coordination.k8s.io"], &["leases"]),
+                rule(READ, &[CORE], &["services"]),
+                rule(&["create", "get", "list", "watch"], &[CORE], &["nodes"]),
+                rule(&["patch", "update"], &[CORE], &["nodes/status"]),
+                rule(&["patch", "update"], &[CORE], &["nodes"]),
+                rule(EVENT_WRITE, &[CORE], &["events"]),
+                rule(READ, &[CORE], &["pods"]),
+                rule(&["create", "delete"], &[CORE], &["pods"]),
+                rule(&["patch", "update"], &[CORE], &["pods/status"]),
+                rule(&["create"], &[CORE], &["pods/eviction"]),
+                rule(READ, &[CORE], &["configmaps", "secrets"]),
+                rule(&["get"], &[CORE], &["endpoints"]),
+                rule(&["create", "delete", "get", "patch", "update"], &[COORDINATION], &["leases"]),
+                rule(&["create"], &[CORE], &["serviceaccounts/token"]),
             ],
         ),
-        binding("cluster-admin", "cluster-admin", "Group", "system:masters"),
-        binding("system:discovery", "system:discovery", "Group", "system:authenticated"),
-        binding("system:basic-user", "system:basic-user", "Group", "system:authenticated"),
-        binding("system:public-info-viewer", "system:public-info-viewer", "Group", "system:authenticated"),
-        binding(
-            "system:public-info-viewer-unauthenticated",
-            "system:public-info-viewer",
-            "Group",
-            "system:unauthenticated",
+        cluster_role(
+            "system:kube-scheduler",
+            None,
+            vec![
+                rule(EVENT_WRITE, &[CORE, EVENTS], &["events"]),
+                rule(&["create"], &[COORDINATION], &["leases"]),
+                named_rule(&["get", "update"], &[COORDINATION], &["leases"], &["kube-scheduler"]),
+                rule(READ, &[CORE], &["nodes"]),
+                rule(&["delete", "get", "list", "watch"], &[CORE], &["pods"]),
+                rule(&["create"], &[CORE], &["bindings", "pods/binding"]),
+                rule(&["patch", "update"], &[CORE], &["pods/status"]),
+                rule(READ, &[CORE], &["services"]),
+                rule(READ, &[APPS], &["replicasets"]),
+                rule(READ, &[APPS], &["statefulsets"]),
+                rule(READ, &[CORE], &["namespaces"]),
+            ],
         ),
-        binding("system:kube-scheduler", "system:kube-scheduler", "User", "system:kube-scheduler"),
-        binding(
+        cluster_role(
             "system:kube-controller-manager",
-            "system:kube-controller-manager",
-            "User",
-            "system:kube-controller-manager",
+            None,
+            vec![
+                rule(EVENT_WRITE, &[CORE, EVENTS], &["events"]),
+                rule(&["create"], &[COORDINATION], &["leases"]),
+                named_rule(&["get", "update"], &[COORDINATION], &["leases"], &["kube-controller-manager"]),
+                rule(&["create"], &[CORE], &["secrets", "serviceaccounts"]),
+                rule(&["delete"], &[CORE], &["secrets"]),
+                rule(&["get"], &[CORE], &["configmaps", "namespaces", "secrets", "serviceaccounts"]),
+                rule(&["update"], &[CORE], &["secrets", "serviceaccounts"]),
+                // The controllers watch everything they manage through shared informers.
+                rule(&["list", "watch"], &["*"], &["*"]),
+                rule(&["create"], &[CORE], &["serviceaccounts/token"]),
+            ],
         ),
-        binding("system:node", "system:node", "Group", "system:nodes"),
+        cluster_role(
+            "system:node-proxier",
+            None,
+            vec![
+                rule(&["list", "watch"], &[CORE], &["endpoints", "services"]),
+                rule(READ, &[CORE], &["nodes"]),
+                rule(EVENT_WRITE, &[CORE, EVENTS], &["events"]),
+                rule(&["list", "watch"], &[DISCOVERY], &["endpointslices"]),
+            ],
+        ),
     ]
+}
+
+fn cluster_role_bindings() -> Vec<Value> {
+    vec![
+        cluster_role_binding("cluster-admin", &[("Group", "system:masters")]),
+        cluster_role_binding("system:discovery", &[("Group", "system:authenticated")]),
+        cluster_role_binding("system:basic-user", &[("Group", "system:authenticated")]),
+        cluster_role_binding(
+            "system:public-info-viewer",
+            &[("Group", "system:authenticated"), ("Group", "system:unauthenticated")],
+        ),
+        cluster_role_binding("system:kube-scheduler", &[("User", "system:kube-scheduler")]),
+        cluster_role_binding("system:kube-controller-manager", &[("User", "system:kube-controller-manager")]),
+        // Kubernetes leaves this binding without subjects and authorizes kubelets with the Node authorizer, which
+        // also limits each node to its own objects; binding the group is the simpler stand-in.
+        cluster_role_binding("system:node", &[("Group", "system:nodes")]),
+        cluster_role_binding("system:node-proxier", &[("User", "system:kube-proxy")]),
+    ]
+}
+
+/// The default ClusterRoles followed by the default ClusterRoleBindings, ready to be stored at first start.
+pub fn default_objects() -> Vec<Value> {
+    let mut objects = cluster_roles();
+    objects.extend(cluster_role_bindings());
+    objects
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeSet;
+
+    #[test]
+    fn every_object_is_marked_as_a_bootstrap_default() {
+        for object in default_objects() {
+            assert_eq!(object["apiVersion"], "rbac.authorization.k8s.io/v1");
+            assert_eq!(object["metadata"]["labels"]["kubernetes.io/bootstrapping"], "rbac-defaults", "{object}");
+            assert_eq!(
+                object["metadata"]["annotations"]["rbac.authorization.kubernetes.io/autoupdate"], "true",
+                "{object}"
+            );
+        }
+    }
+
+    #[test]
+    fn names_are_unique_and_bindings_reference_existing_roles() {
+        let objects = default_objects();
+        let names = |kind: &str| -> Vec<String> {
+            objects
+                .iter()
+                .filter(|o| o["kind"] == kind)
+                .filter_map(|o| o["metadata"]["name"].as_str().map(str::to_owned))
+                .collect()
+        };
+        let roles = names("ClusterRole");
+        let bindings = names("ClusterRoleBinding");
+        assert_eq!(roles.iter().collect::<BTreeSet<_>>().len(), roles.len());
+        assert_eq!(bindings.iter().collect::<BTreeSet<_>>().len(), bindings.len());
+        for binding in objects.iter().filter(|o| o["kind"] == "ClusterRoleBinding") {
+            let role = binding["roleRef"]["name"].as_str().unwrap_or_default();
+            assert!(roles.iter().any(|r| r == role), "{role} is not a default ClusterRole");
+        }
+        for expected in ["cluster-admin", "admin", "edit", "view", "system:discovery", "system:public-info-viewer"] {
+            assert!(roles.iter().any(|r| r == expected), "{expected} missing");
+        }
+    }
+
+    #[test]
+    fn aggregation_labels_chain_view_into_edit_into_admin() {
+        let objects = default_objects();
+        let role = |name: &str| objects.iter().find(|o| o["kind"] == "ClusterRole" && o["metadata"]["name"] == name);
+        let label = |name: &str, target: &str| {
+            role(name).map(|r| r["metadata"]["labels"][aggregate_label(target)].clone()).unwrap_or_default()
+        };
+        assert_eq!(label("view", "edit"), "true");
+        assert_eq!(label("edit", "admin"), "true");
+        assert_eq!(label("system:aggregate-to-view", "view"), "true");
+        let selector = role("admin").map(|r| r["aggregationRule"]["clusterRoleSelectors"][0].clone());
+        assert_eq!(selector, Some(json!({"matchLabels": {"rbac.authorization.k8s.io/aggregate-to-admin": "true"}})));
+    }
 }

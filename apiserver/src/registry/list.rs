@@ -45,7 +45,13 @@ impl ListOptions {
 
 impl Registry {
     pub async fn list(&self, resource: &Resource, namespace: &str, opts: &ListOptions) -> ApiResult<ListResult> {
-        let prefix = resource.key_prefix((!namespace.is_empty()).then_some(namespace));
+        let named = opts.fields.as_ref().and_then(|f| f.exact("metadata.name"));
+        let prefix = match named {
+            // One name (kubectl wait, rollout status): read that key's range
+            // only; the selector still filters out longer names sharing it.
+            Some(name) if !namespace.is_empty() || !resource.namespaced => resource.key(namespace, name),
+            _ => resource.key_prefix((!namespace.is_empty()).then_some(namespace)),
+        };
         if opts.continue_token.is_none() && opts.resource_version == "0" {
             // "Any" semantics: the cache is recent enough; limit does not apply.
             let snapshot = self.cache(resource)?.snapshot(&prefix);
