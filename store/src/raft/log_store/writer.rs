@@ -6,7 +6,6 @@
 use std::io;
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::Instant;
 
 use openraft::storage::IOFlushed;
@@ -62,32 +61,15 @@ pub(super) struct Job {
 
 #[derive(Clone)]
 pub(super) struct LogWriter {
-    // Field order matters: this handle's sender goes before the last
-    // handle joins the thread, which ends once every sender is gone.
     jobs: Sender<Job>,
-    _thread: Arc<Joined>,
-}
-
-/// Joins the writer thread when the last handle goes, so its database
-/// is closed before the owner moves on (a process that exits while
-/// RocksDB closes in another thread can abort in its static teardown).
-struct Joined(Option<JoinHandle<()>>);
-
-impl Drop for Joined {
-    fn drop(&mut self) {
-        if let Some(thread) = self.0.take() {
-            let _ = thread.join();
-        }
-    }
 }
 
 impl LogWriter {
     /// Starts the writer thread; it ends when every handle is dropped.
     pub fn start(db: Arc<DB>, tail: Arc<Mutex<LogTail>>, metrics: Metrics) -> io::Result<LogWriter> {
         let (jobs, rx) = channel();
-        let thread =
-            std::thread::Builder::new().name("raft-log-writer".into()).spawn(move || run(&db, &tail, &metrics, &rx))?;
-        Ok(LogWriter { jobs, _thread: Arc::new(Joined(Some(thread))) })
+        std::thread::Builder::new().name("raft-log-writer".into()).spawn(move || run(&db, &tail, &metrics, &rx))?;
+        Ok(LogWriter { jobs })
     }
 
     /// Queues a job; its `done` fires after the write.
