@@ -33,7 +33,7 @@ mod validation;
 mod version;
 mod watch_cache;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -70,6 +70,30 @@ pub enum StartError {
     Setup(String),
 }
 
+/// The kubeconfigs this replica writes into its data directory: the admin's
+/// and one per cluster component, each with its own identity (the node
+/// agent's is this host's, in the `system:nodes` group).
+fn write_kubeconfigs(pki: &pki::Pki, data_dir: &Path, url: &str) -> Result<(), StartError> {
+    pki.write_admin_kubeconfig(&data_dir.join("admin.kubeconfig"), url)?;
+    let node = format!("system:node:{}", hostname());
+    let components = [
+        ("controller-manager.kubeconfig", "system:kube-controller-manager", None),
+        ("scheduler.kubeconfig", "system:kube-scheduler", None),
+        ("kubelet.kubeconfig", node.as_str(), Some("system:nodes")),
+    ];
+    for (file, user, group) in components {
+        pki.write_component_kubeconfig(&data_dir.join(file), url, user, group)?;
+    }
+    Ok(())
+}
+
+/// This machine's host name, as the node agent names its Node by default.
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|name| name.trim().to_lowercase())
+        .unwrap_or_else(|_| "localhost".to_string())
+}
+
 /// Runs one apiserver replica until the future is dropped.
 pub async fn run(config: Config) -> Result<(), StartError> {
     std::fs::create_dir_all(&config.data_dir)
@@ -91,7 +115,7 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         other => bracket(other),
     };
     let url = format!("https://{client_host}:{}", address.port());
-    pki.write_admin_kubeconfig(&config.data_dir.join("admin.kubeconfig"), &url)?;
+    write_kubeconfigs(&pki, &config.data_dir, &url)?;
 
     let store = storage::Store::connect(&config.store_endpoints)?;
     let registry = registry::Registry::start(store, config.watch_cache_size);

@@ -1,6 +1,7 @@
 //! The apiserver's certificates: created once, at first start, in one
 //! directory that replicas may share: a CA, the serving certificate, and an
-//! admin client certificate (group `system:masters`) with its kubeconfig.
+//! admin client certificate (group `system:masters`) with its kubeconfig,
+//! and kubeconfigs for the cluster's own components.
 
 use std::fs;
 use std::io::Write;
@@ -12,8 +13,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose, SanType,
+    BasicConstraints, Certificate, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
+    KeyPair, KeyUsagePurpose, SanType,
 };
 
 const CA_VALIDITY: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
@@ -83,27 +84,67 @@ impl Pki {
     /// A kubeconfig for the admin, with the certificates inline, so it can be
     /// copied anywhere.
     pub fn write_admin_kubeconfig(&self, path: &Path, server: &str) -> Result<(), PkiError> {
-        let read = |p: PathBuf| fs::read(&p).map_err(io_error(&p)).map(|b| STANDARD.encode(b));
+        let read = |p: PathBuf| fs::read(&p).map_err(io_error(&p));
+        let client =
+            ClientCert { user: ADMIN_USER, cert_pem: read(self.admin_cert())?, key_pem: read(self.admin_key())? };
+        self.write_kubeconfig(path, server, &client)
+    }
+
+    /// A kubeconfig for one of the cluster's own components (`user` is the
+    /// certificate's CN, `group` its O). The certificate is issued afresh
+    /// by the CA each time, so replicas sharing the CA never race on files.
+    pub fn write_component_kubeconfig(
+        &self,
+        path: &Path,
+        server: &str,
+        user: &str,
+        group: Option<&str>,
+    ) -> Result<(), PkiError> {
+        let key_path = self.dir.join("ca.key");
+        let ca_key = fs::read_to_string(&key_path).map_err(io_error(&key_path))?;
+        let issuer = Issuer::new(ca_params(), KeyPair::from_pem(&ca_key)?);
+        let (cert, key) = client_certificate(name(user, group), &issuer)?;
+        let client = ClientCert { user, cert_pem: cert.pem().into_bytes(), key_pem: key.serialize_pem().into_bytes() };
+        self.write_kubeconfig(path, server, &client)
+    }
+
+    fn write_kubeconfig(&self, path: &Path, server: &str, client: &ClientCert<'_>) -> Result<(), PkiError> {
+        let ca_path = self.ca_cert();
+        let ca = STANDARD.encode(fs::read(&ca_path).map_err(io_error(&ca_path))?);
+        let user = client.user;
         let kubeconfig = format!(
             "apiVersion: v1\nkind: Config\nclusters:\n- name: capstan\n  cluster:\n    server: {server}\n    \
-             certificate-authority-data: {ca}\nusers:\n- name: {ADMIN_USER}\n  user:\n    client-certificate-data: \
-             {cert}\n    client-key-data: {key}\ncontexts:\n- name: {ADMIN_USER}@capstan\n  context:\n    cluster: \
-             capstan\n    user: {ADMIN_USER}\ncurrent-context: {ADMIN_USER}@capstan\npreferences: {{}}\n",
-            ca = read(self.ca_cert())?,
-            cert = read(self.admin_cert())?,
-            key = read(self.admin_key())?,
+             certificate-authority-data: {ca}\nusers:\n- name: {user}\n  user:\n    client-certificate-data: \
+             {cert}\n    client-key-data: {key}\ncontexts:\n- name: {user}@capstan\n  context:\n    cluster: \
+             capstan\n    user: {user}\ncurrent-context: {user}@capstan\npreferences: {{}}\n",
+            cert = STANDARD.encode(&client.cert_pem),
+            key = STANDARD.encode(&client.key_pem),
         );
         write_private(path, kubeconfig.as_bytes())
     }
 }
 
-fn generate(dir: &Path, hosts: &[String]) -> Result<(), PkiError> {
-    let ca_key = KeyPair::generate()?;
+/// A client certificate and key, PEM, for a kubeconfig's user.
+struct ClientCert<'a> {
+    user: &'a str,
+    cert_pem: Vec<u8>,
+    key_pem: Vec<u8>,
+}
+
+/// The CA's parameters; signing with them and the CA key issues
+/// certificates that chain to ca.crt.
+fn ca_params() -> CertificateParams {
     let mut ca = CertificateParams::default();
     ca.distinguished_name = name("capstan-ca", None);
     ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
     set_validity(&mut ca, CA_VALIDITY);
+    ca
+}
+
+fn generate(dir: &Path, hosts: &[String]) -> Result<(), PkiError> {
+    let ca_key = KeyPair::generate()?;
+    let ca = ca_params();
     let ca_cert = ca.self_signed(&ca_key)?;
     write_private(&dir.join("ca.key"), ca_key.serialize_pem().as_bytes())?;
     write_public(&dir.join("ca.crt"), ca_cert.pem().as_bytes())?;
@@ -126,8 +167,9 @@ fn generate(dir: &Path, hosts: &[String]) -> Result<(), PkiError> {
         }
     }
     issue(dir, "apiserver", name("kube-apiserver", None), sans, ExtendedKeyUsagePurpose::ServerAuth, &issuer)?;
-    let admin = name(ADMIN_USER, Some(ADMIN_GROUP));
-    issue(dir, "admin", admin, Vec::new(), ExtendedKeyUsagePurpose::ClientAuth, &issuer)
+    let (cert, key) = client_certificate(name(ADMIN_USER, Some(ADMIN_GROUP)), &issuer)?;
+    write_private(&dir.join("admin.key"), key.serialize_pem().as_bytes())?;
+    write_public(&dir.join("admin.crt"), cert.pem().as_bytes())
 }
 
 fn issue(
@@ -138,6 +180,24 @@ fn issue(
     usage: ExtendedKeyUsagePurpose,
     issuer: &Issuer<'_, KeyPair>,
 ) -> Result<(), PkiError> {
+    let (cert, key) = sign(subject, sans, usage, issuer)?;
+    write_private(&dir.join(format!("{file}.key")), key.serialize_pem().as_bytes())?;
+    write_public(&dir.join(format!("{file}.crt")), cert.pem().as_bytes())
+}
+
+fn client_certificate(
+    subject: DistinguishedName,
+    issuer: &Issuer<'_, KeyPair>,
+) -> Result<(Certificate, KeyPair), PkiError> {
+    sign(subject, Vec::new(), ExtendedKeyUsagePurpose::ClientAuth, issuer)
+}
+
+fn sign(
+    subject: DistinguishedName,
+    sans: Vec<SanType>,
+    usage: ExtendedKeyUsagePurpose,
+    issuer: &Issuer<'_, KeyPair>,
+) -> Result<(Certificate, KeyPair), PkiError> {
     let key = KeyPair::generate()?;
     let mut params = CertificateParams::default();
     params.distinguished_name = subject;
@@ -146,8 +206,7 @@ fn issue(
     params.extended_key_usages = vec![usage];
     set_validity(&mut params, CERT_VALIDITY);
     let cert = params.signed_by(&key, issuer)?;
-    write_private(&dir.join(format!("{file}.key")), key.serialize_pem().as_bytes())?;
-    write_public(&dir.join(format!("{file}.crt")), cert.pem().as_bytes())
+    Ok((cert, key))
 }
 
 /// CN is the user name, O the group, as Kubernetes reads client certificates.
@@ -210,5 +269,17 @@ mod tests {
         let text = fs::read_to_string(&kubeconfig).expect("read");
         assert!(text.contains("server: https://127.0.0.1:6443"));
         assert!(text.contains("client-key-data: "));
+    }
+
+    #[test]
+    fn component_kubeconfigs_carry_their_own_user() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pki = Pki::ensure(&dir.path().join("pki"), &[]).expect("created");
+        let path = dir.path().join("scheduler.kubeconfig");
+        pki.write_component_kubeconfig(&path, "https://127.0.0.1:6443", "system:kube-scheduler", None)
+            .expect("written");
+        let text = fs::read_to_string(&path).expect("read");
+        assert!(text.contains("- name: system:kube-scheduler\n"));
+        assert!(text.contains("current-context: system:kube-scheduler@capstan"));
     }
 }

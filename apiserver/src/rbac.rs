@@ -738,7 +738,10 @@ mod tests {
 
         let manager = user("system:kube-controller-manager", &["system:authenticated"]);
         assert!(policy.authorize(&manager, &request("watch", "apps", "replicasets", "")).is_allowed());
-        assert!(!policy.authorize(&manager, &request("delete", "", "pods", "dev")).is_allowed());
+        assert!(policy.authorize(&manager, &request("delete", "", "pods", "dev")).is_allowed());
+        assert!(policy.authorize(&manager, &request("create", "apps", "replicasets", "dev")).is_allowed());
+        let grant = request("create", "rbac.authorization.k8s.io", "clusterrolebindings", "");
+        assert!(!policy.authorize(&manager, &grant).is_allowed());
 
         let node = user("system:node:n1", &["system:nodes", "system:authenticated"]);
         assert!(

@@ -173,7 +173,13 @@ impl Apiserver {
 
     /// A `kube` client authenticated as the admin.
     pub async fn client(&self) -> kube::Client {
-        let kubeconfig = kube::config::Kubeconfig::read_from(self.kubeconfig()).expect("kubeconfig");
+        self.client_as("admin.kubeconfig").await
+    }
+
+    /// A `kube` client with one of the kubeconfigs the server writes into
+    /// its data directory (`scheduler.kubeconfig`, `kubelet.kubeconfig`, …).
+    pub async fn client_as(&self, kubeconfig: &str) -> kube::Client {
+        let kubeconfig = kube::config::Kubeconfig::read_from(self.data_dir.join(kubeconfig)).expect("kubeconfig");
         let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await.expect("config");
         kube::Client::try_from(config).expect("client")
     }

@@ -146,15 +146,42 @@ pub async fn bind(
                     name: name.to_string(),
                     reason: format!("pod {name} is already assigned to node \"{bound}\""),
                 }),
-                _ => {
-                    let mut next = current.clone();
-                    next["spec"]["nodeName"] = json!(node);
-                    Ok(next)
-                }
+                _ => Ok(bound_to(current, &node, &binding["metadata"]["annotations"])),
             }
         })
         .await?;
     Ok(json_response(StatusCode::CREATED, &success_status(201, json!({}))))
+}
+
+/// The pod on `node`, as Kubernetes' binding leaves it: the binding's
+/// annotations copied and the PodScheduled condition True.
+fn bound_to(pod: &Value, node: &str, annotations: &Value) -> Value {
+    let mut next = pod.clone();
+    next["spec"]["nodeName"] = json!(node);
+    if let Some(annotations) = annotations.as_object().filter(|a| !a.is_empty()) {
+        if !next["metadata"]["annotations"].is_object() {
+            next["metadata"]["annotations"] = json!({});
+        }
+        for (key, value) in annotations {
+            next["metadata"]["annotations"][key] = value.clone();
+        }
+    }
+    let scheduled = json!({
+        "type": "PodScheduled",
+        "status": "True",
+        "lastProbeTime": null,
+        "lastTransitionTime": object::timestamp(std::time::SystemTime::now()),
+    });
+    let mut conditions: Vec<Value> = next["status"]["conditions"].as_array().cloned().unwrap_or_default();
+    match conditions.iter_mut().find(|c| c["type"] == "PodScheduled") {
+        Some(existing) => *existing = scheduled,
+        None => conditions.push(scheduled),
+    }
+    if !next["status"].is_object() {
+        next["status"] = json!({});
+    }
+    next["status"]["conditions"] = json!(conditions);
+    next
 }
 
 /// `POST pods/<name>/eviction`: a delete that disruption budgets may refuse
@@ -218,5 +245,21 @@ mod tests {
         assert_eq!(scale["status"]["selector"], "app=web,tier in (fe,be)");
         assert_eq!(scale["metadata"]["resourceVersion"], "9");
         assert!(scale["metadata"].get("labels").is_none());
+    }
+
+    #[test]
+    fn binding_sets_the_node_the_annotations_and_pod_scheduled() {
+        let pod = json!({
+            "metadata": {"name": "p"},
+            "spec": {},
+            "status": {"conditions": [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable"}]},
+        });
+        let bound = bound_to(&pod, "n1", &json!({"example.com/by": "test"}));
+        assert_eq!(bound["spec"]["nodeName"], "n1");
+        assert_eq!(bound["metadata"]["annotations"]["example.com/by"], "test");
+        let conditions = bound["status"]["conditions"].as_array().expect("conditions");
+        assert_eq!(conditions.len(), 1);
+        assert_eq!(conditions[0]["status"], "True");
+        assert!(conditions[0].get("reason").is_none());
     }
 }
