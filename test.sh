@@ -24,12 +24,16 @@ if command -v systemctl >/dev/null && systemctl is-active --quiet etcd 2>/dev/nu
   systemctl stop etcd || true
 fi
 
+# containerd with a local pause image and busybox images, for the node agent's
+# tests (no registry is reachable). It needs root, like containerd itself.
+ROOT=""
+[ "$(id -u)" -eq 0 ] || ROOT="sudo -E"
+$ROOT ops/deploy/containerd-setup.sh
+
 # Build and test the same package set: a different feature set rebuilds RocksDB.
 cargo build --workspace --all-targets
 cargo test --workspace -- --test-threads=2
 # The chaos harness's short profile: kills, pauses, partitions and snapshot
 # installs under load; it prints its summary last and fails on any violation.
 # Its network namespaces need root.
-ROOT=""
-[ "$(id -u)" -eq 0 ] || ROOT="sudo -E"
 $ROOT "$CARGO_TARGET_DIR/debug/chaos" --duration 60 --history-dir "$CARGO_TARGET_DIR/chaos-histories"
