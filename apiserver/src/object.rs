@@ -61,6 +61,14 @@ pub fn is_held(object: &Value) -> bool {
     !finalizers(object).is_empty() || object["spec"]["finalizers"].as_array().is_some_and(|f| !f.is_empty())
 }
 
+/// An object being deleted that nothing holds any more and whose grace
+/// period is over: an update leaving it so removes it (Kubernetes' rule; a
+/// pod in its grace period stays until its node agent deletes it).
+pub fn is_done_deleting(object: &Value) -> bool {
+    let grace = metadata(object).and_then(|m| m.get("deletionGracePeriodSeconds")).and_then(Value::as_i64);
+    is_deleting(object) && !is_held(object) && grace.unwrap_or(0) == 0
+}
+
 pub fn is_deleting(object: &Value) -> bool {
     metadata(object).and_then(|m| m.get("deletionTimestamp")).is_some_and(|t| !t.is_null())
 }
@@ -109,6 +117,18 @@ mod tests {
         assert_eq!(object["metadata"]["resourceVersion"], "42");
         assert_eq!(name(&object), "");
         assert!(!is_deleting(&object));
+    }
+
+    #[test]
+    fn only_unheld_deletions_past_their_grace_are_done() {
+        let at = "2026-01-01T00:00:00Z";
+        let graceful = json!({"metadata": {"deletionTimestamp": at, "deletionGracePeriodSeconds": 30}});
+        assert!(!is_done_deleting(&graceful));
+        let over = json!({"metadata": {"deletionTimestamp": at, "deletionGracePeriodSeconds": 0}});
+        assert!(is_done_deleting(&over));
+        let held = json!({"metadata": {"deletionTimestamp": at, "finalizers": ["x/y"]}});
+        assert!(!is_done_deleting(&held));
+        assert!(!is_done_deleting(&json!({"metadata": {}})));
     }
 
     #[test]

@@ -1,10 +1,14 @@
 //! `capstan apiserver`: one stateless apiserver replica over a store
 //! cluster, and `capstan server`: a control-plane member, the embedded store
-//! plus an apiserver on it.
+//! plus an apiserver on it, with the controller-manager and the scheduler
+//! in-process (each leader-elected, so several members act as one).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::Args;
+use tokio_util::sync::CancellationToken;
+
+use crate::components::{LeaderElectionArgs, client};
 
 #[derive(Args)]
 pub struct ApiserverArgs {
@@ -78,6 +82,11 @@ pub struct ServerArgs {
     listen_peer_urls: String,
     #[command(flatten)]
     serving: ServingArgs,
+    /// Do not run the scheduler in this process.
+    #[arg(long, env = "CAPSTAN_DISABLE_SCHEDULER")]
+    disable_scheduler: bool,
+    #[command(flatten)]
+    election: LeaderElectionArgs,
 }
 
 pub async fn run_server(args: ServerArgs) -> anyhow::Result<()> {
@@ -85,12 +94,46 @@ pub async fn run_server(args: ServerArgs) -> anyhow::Result<()> {
     let store =
         crate::store_cmd::single_member(&args.name, store_dir, &args.listen_client_urls, &args.listen_peer_urls)?;
     let running = capstan_store::server::start(store).await.map_err(|e| anyhow::anyhow!("starting the store: {e}"))?;
+    let data_dir = args.serving.data_dir.clone();
     let config = args.serving.config(vec![args.listen_client_urls.clone()]);
+    // A previous start's kubeconfigs may name another port: wait for new ones.
+    for file in ["scheduler.kubeconfig"] {
+        let _ = std::fs::remove_file(data_dir.join(file));
+    }
+    let shutdown = CancellationToken::new();
+    let mut components = tokio::task::JoinSet::new();
+    if !args.disable_scheduler {
+        let (election, shutdown) = (args.election.clone(), shutdown.clone());
+        let kubeconfig = data_dir.join("scheduler.kubeconfig");
+        components.spawn(async move {
+            let client = component_client(&kubeconfig).await?;
+            crate::scheduler_cmd::run_in_process(client, &election, shutdown).await
+        });
+    }
     let result = tokio::select! {
         result = capstan_apiserver::run(config) => result.map_err(|e| anyhow::anyhow!("apiserver: {e}")),
+        Some(Ok(Err(err))) = components.join_next() => Err(err),
         () = crate::store_cmd::terminated() => Ok(()),
     };
     tracing::info!("shutting down");
+    shutdown.cancel();
+    while components.join_next().await.is_some() {}
     running.shutdown().await;
     result
+}
+
+/// A client for an in-process component, once the apiserver has written
+/// the component's kubeconfig (it does so before it serves).
+async fn component_client(kubeconfig: &Path) -> anyhow::Result<kube::Client> {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        match client(kubeconfig).await {
+            Ok(client) => return Ok(client),
+            // Not written yet, or half written.
+            Err(_) if tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await
+            }
+            Err(err) => return Err(err),
+        }
+    }
 }

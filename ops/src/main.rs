@@ -2,7 +2,9 @@
 
 mod apiserver_cmd;
 mod certs_cmd;
+mod components;
 mod ctl_cmd;
+mod scheduler_cmd;
 mod snapshot_cmd;
 mod store_cmd;
 
@@ -26,6 +28,8 @@ enum Command {
     Server(apiserver_cmd::ServerArgs),
     /// Run one Kubernetes API replica over a store cluster.
     Apiserver(apiserver_cmd::ApiserverArgs),
+    /// Run the scheduler, leader-elected.
+    Scheduler(scheduler_cmd::SchedulerArgs),
     /// Run one member of the etcd-compatible store (etcd's flag names).
     Store(store_cmd::StoreArgs),
     /// Create the CA and certificates for TLS (`capstan certs create`).
@@ -47,6 +51,7 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Server(args) => runtime.block_on(apiserver_cmd::run_server(args)),
         Command::Apiserver(args) => runtime.block_on(apiserver_cmd::run(args)),
+        Command::Scheduler(args) => runtime.block_on(scheduler_cmd::run(args)),
         Command::Store(args) => runtime.block_on(store_cmd::run(args)),
         Command::Certs(args) => certs_cmd::run(args),
         Command::Ctl(args) => ctl_cmd::run(args, &runtime),

@@ -245,7 +245,7 @@ impl Registry {
                 return Ok(WriteOutcome { object: next, warnings: Vec::new(), created: false });
             }
             // The last finalizer gone from an object being deleted: it goes.
-            let deleting = object::is_deleting(&next) && !object::is_held(&next);
+            let deleting = object::is_done_deleting(&next);
             let written = if deleting {
                 self.store.delete_if(&key, revision).await
             } else {

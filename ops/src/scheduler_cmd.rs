@@ -1,0 +1,37 @@
+//! `capstan scheduler`: binds pending pods to nodes, leader-elected through
+//! the `kube-system/kube-scheduler` Lease.
+
+use clap::Args;
+use tokio_util::sync::CancellationToken;
+
+use crate::components::{KubeconfigArg, LeaderElectionArgs, client, run_elected, until_terminated};
+
+/// The Lease that elects the acting scheduler.
+pub const LEASE: &str = "kube-scheduler";
+/// Pods name their scheduler in spec.schedulerName; this is the default one.
+const SCHEDULER_NAME: &str = "default-scheduler";
+
+#[derive(Args)]
+pub struct SchedulerArgs {
+    #[command(flatten)]
+    kubeconfig: KubeconfigArg,
+    #[command(flatten)]
+    election: LeaderElectionArgs,
+}
+
+pub async fn run(args: SchedulerArgs) -> anyhow::Result<()> {
+    let client = client(&args.kubeconfig.kubeconfig).await?;
+    run_in_process(client, &args.election, until_terminated()).await
+}
+
+/// The scheduler until `shutdown`; `capstan server` runs it this way too.
+pub async fn run_in_process(
+    client: kube::Client,
+    election: &LeaderElectionArgs,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let schedule = |client, leading| async move { capstan_scheduler::run(client, SCHEDULER_NAME, leading).await };
+    run_elected(client, LEASE, election, shutdown, schedule)
+        .await
+        .map_err(|e| anyhow::anyhow!("scheduler: {e}"))
+}
