@@ -74,6 +74,12 @@ pub fn pod_status(input: &StatusInput) -> PodStatus {
     let old_conditions = previous.conditions.clone().unwrap_or_default();
     let mut conditions: Vec<PodCondition> =
         old_conditions.iter().filter(|c| !OWNED.contains(&c.type_.as_str())).cloned().collect();
+    // A pod on a node is scheduled, also one created with spec.nodeName.
+    if !conditions.iter().any(|c| c.type_ == "PodScheduled") {
+        let mut scheduled = condition("PodScheduled", true, None, None);
+        scheduled.last_transition_time = Some(input.now.clone());
+        conditions.insert(0, scheduled);
+    }
     for mut c in fresh {
         let kept = old_conditions.iter().find(|o| o.type_ == c.type_ && o.status == c.status);
         c.last_transition_time =
@@ -385,7 +391,10 @@ mod tests {
     #[test]
     fn host_network_pods_use_the_node_ip_and_new_pods_wait() {
         let p = pod("Always", true);
+        let mut p = p;
+        p.status = None;
         let status = compute(&p, &PodSnapshot::default(), &HashMap::new(), &HashMap::new(), 100);
+        assert_eq!(cond(&status, "PodScheduled").status, "True", "a bound pod is scheduled");
         assert_eq!(status.pod_ip.as_deref(), Some("10.0.0.1"));
         assert_eq!(status.phase.as_deref(), Some("Pending"));
         assert_eq!(cond(&status, "PodReadyToStartContainers").status, "False");

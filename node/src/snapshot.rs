@@ -66,8 +66,8 @@ impl PodSnapshot {
     }
 
     pub fn sort(&mut self) {
-        self.sandboxes.sort_by(|a, b| b.created_at.cmp(&a.created_at));
-        self.containers.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+        self.sandboxes.sort_by_key(|s| std::cmp::Reverse(s.created_at));
+        self.containers.sort_by_key(|c| std::cmp::Reverse(c.created_at));
     }
 
     /// Reads the pod's sandboxes and containers from the runtime.
