@@ -117,6 +117,14 @@ async fn remove_sandboxes(node: &str) -> Result<(), capstan_node::Error> {
     for sandbox in runtime.list_sandboxes(labels::node_selector(node)).await? {
         runtime.stop_sandbox(&sandbox.id).await?;
         runtime.remove_sandbox(&sandbox.id).await?;
+        let label = |key: &str| sandbox.labels.get(key).cloned().unwrap_or_default();
+        let logs = format!(
+            "/var/log/pods/{}_{}_{}",
+            label(labels::POD_NAMESPACE),
+            label(labels::POD_NAME),
+            label(labels::POD_UID)
+        );
+        let _ = std::fs::remove_dir_all(logs);
     }
     Ok(())
 }
@@ -188,7 +196,8 @@ async fn node_registers_ready_and_renews_its_lease() {
     tracing_phase("the lease is owned by the node and renewed");
     let leases: Api<Lease> = Api::namespaced(agent.client.clone(), "kube-node-lease");
     let renew_time = |l: &Lease| l.spec.as_ref().and_then(|s| s.renew_time.clone());
-    let first = wait_for(Duration::from_secs(15), "the node lease", || async { leases.get_opt(&node).await.ok()? }).await;
+    let first =
+        wait_for(Duration::from_secs(15), "the node lease", || async { leases.get_opt(&node).await.ok()? }).await;
     let spec = first.spec.clone().unwrap_or_default();
     assert_eq!(spec.holder_identity.as_deref(), Some(node.as_str()));
     assert_eq!(spec.lease_duration_seconds, Some(40));
@@ -263,6 +272,8 @@ async fn a_bound_pod_runs_with_an_ip_and_its_containers_go_when_it_is_deleted() 
     let out = exec.expect("exec");
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), format!("{pod_ip} /tmp"));
 
+    let version = running.metadata.resource_version.clone();
+
     tracing_phase("kubectl describe lists the kubelet's events");
     let describe = wait_for(Duration::from_secs(20), "the Started event", || async {
         let text = server.kubectl_ok(&["describe", "pod", "web"]);
@@ -272,6 +283,8 @@ async fn a_bound_pod_runs_with_an_ip_and_its_containers_go_when_it_is_deleted() 
     for wanted in ["already present on machine", "Created container: main", "kubelet"] {
         assert!(describe.contains(wanted), "describe shows {wanted:?}:\n{describe}");
     }
+    let steady = pods.get("web").await.expect("get").metadata.resource_version;
+    assert_eq!(steady, version, "an unchanged pod's status is not written again");
 
     tracing_phase("deleting the pod stops and removes its containers, then the pod");
     pods.delete("web", &DeleteParams::default()).await.expect("delete");
@@ -430,9 +443,20 @@ async fn a_restarted_agent_adopts_what_runs_without_duplicates() {
     tracing_phase("the agent stops and starts again");
     agent.stop().await;
     let sandboxes_before = runtime().await.list_sandboxes(labels::pod_selector(&node, &uid)).await.expect("list");
+    let leases: Api<Lease> = Api::namespaced(client.clone(), "kube-node-lease");
+    let renewed = || async { leases.get(&node).await.ok()?.spec?.renew_time };
+    let stopped_at = renewed().await;
     let mut agent = Agent::start(client, &node);
     let pods = agent.pods();
-    tokio::time::sleep(Duration::from_secs(3)).await; // let the new agent run a few syncs before counting
+    // Two renewals by the new agent: it has been syncing pods (every 0.5 s) for a while.
+    let first = wait_for(Duration::from_secs(20), "the new agent's first lease renewal", || async {
+        renewed().await.filter(|t| Some(t) > stopped_at.as_ref())
+    })
+    .await;
+    wait_for(Duration::from_secs(20), "the new agent's second lease renewal", || async {
+        renewed().await.filter(|t| *t > first)
+    })
+    .await;
 
     let a = container_status(&pods, "steady", "a").await.expect("a status");
     assert_eq!(a.container_id, before.0.container_id, "the running container is adopted, not replaced");
@@ -445,13 +469,19 @@ async fn a_restarted_agent_adopts_what_runs_without_duplicates() {
     }
     assert!(per_name.values().all(|n| *n <= 1), "no container name runs twice: {per_name:?}");
     let b = container_status(&pods, "steady", "b").await.expect("b status");
-    assert!(b.restart_count >= before.1.restart_count, "restart count preserved: {} then {}", before.1.restart_count, b.restart_count);
+    assert!(
+        b.restart_count >= before.1.restart_count,
+        "restart count preserved: {} then {}",
+        before.1.restart_count,
+        b.restart_count
+    );
 
     pods.delete("steady", &DeleteParams::default()).await.expect("delete");
     wait_for(Duration::from_secs(30), "the pod to leave the API", || async {
         pods.get_opt("steady").await.ok()?.is_none().then_some(())
     })
     .await;
-    assert!(containers_of(&uid, &node).await.is_empty());
+    let left = containers_of(&uid, &node).await;
+    assert!(left.is_empty(), "containers left: {left:?}");
     agent.stop().await;
 }

@@ -247,10 +247,22 @@ impl PodWorker {
             return Ok(());
         }
         let api: Api<Pod> = Api::namespaced(self.shared.client.clone(), &self.id.namespace);
-        let patch = serde_json::json!({ "status": status });
+        // The resourceVersion makes the write conditional: a status computed
+        // for a pod that has since been marked for deletion is not written.
+        let patch = serde_json::json!({
+            "metadata": { "resourceVersion": self.pod.metadata.resource_version },
+            "status": status,
+        });
         match api.patch_status(&self.id.name, &PatchParams::default(), &Patch::Merge(&patch)).await {
             Ok(updated) => {
                 self.offer(&updated);
+                Ok(())
+            }
+            // Changed meanwhile: read it again; the next sync recomputes.
+            Err(kube::Error::Api(s)) if s.code == 409 => {
+                if let Some(pod) = api.get_opt(&self.id.name).await? {
+                    self.offer(&pod);
+                }
                 Ok(())
             }
             // Deleted meanwhile: the watch will say so.
