@@ -7,7 +7,10 @@ use crate::object::ensure_object;
 
 pub fn apply_defaults(group: &str, resource: &str, object: &mut Value) {
     match (group, resource) {
-        ("", "pods") => pod_spec(&mut object["spec"]),
+        ("", "pods") => {
+            pod_spec(&mut object["spec"]);
+            requests_from_limits(&mut object["spec"]);
+        }
         ("", "services") => service_spec(&mut object["spec"]),
         ("", "namespaces") => {
             let spec = ensure_object(&mut object["spec"]);
@@ -152,6 +155,21 @@ fn container_defaults(container: &mut Value) {
     }
 }
 
+/// A pod's container that limits a resource without requesting it
+/// requests its limit (Kubernetes defaults Pods so; templates keep theirs).
+fn requests_from_limits(spec: &mut Value) {
+    for list in ["containers", "initContainers"] {
+        for container in list_mut(spec, list) {
+            let Some(limits) = container["resources"]["limits"].as_object().cloned() else { continue };
+            let resources = ensure_object(&mut container["resources"]);
+            let requests = ensure_object(resources.entry("requests").or_insert_with(|| json!({})));
+            for (name, quantity) in limits {
+                requests.entry(name).or_insert(quantity);
+            }
+        }
+    }
+}
+
 /// An image without a tag, or tagged `latest`, is pulled every time.
 fn image_is_latest(image: &str) -> bool {
     if image.contains('@') {
@@ -198,6 +216,14 @@ mod tests {
         assert_eq!(pod["spec"]["containers"][0]["imagePullPolicy"], "Always");
         assert_eq!(pod["spec"]["containers"][1]["imagePullPolicy"], "IfNotPresent");
         assert_eq!(pod["spec"]["containers"][0]["ports"][0]["protocol"], "TCP");
+    }
+
+    #[test]
+    fn pods_request_what_they_limit_unless_they_say_otherwise() {
+        let mut pod = json!({"spec": {"containers": [{"name": "a", "image": "x:1",
+            "resources": {"limits": {"cpu": "1", "memory": "1Gi"}, "requests": {"cpu": "100m"}}}]}});
+        apply_defaults("", "pods", &mut pod);
+        assert_eq!(pod["spec"]["containers"][0]["resources"]["requests"], json!({"cpu": "100m", "memory": "1Gi"}));
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! `capstan`: one binary for every part of the control plane.
 
+mod agent_cmd;
 mod apiserver_cmd;
 mod certs_cmd;
 mod components;
@@ -30,6 +31,8 @@ enum Command {
     Apiserver(apiserver_cmd::ApiserverArgs),
     /// Run the scheduler, leader-elected.
     Scheduler(scheduler_cmd::SchedulerArgs),
+    /// Run the node agent: registers this machine as a Node and runs its pods on containerd.
+    Agent(agent_cmd::AgentArgs),
     /// Run one member of the etcd-compatible store (etcd's flag names).
     Store(store_cmd::StoreArgs),
     /// Create the CA and certificates for TLS (`capstan certs create`).
@@ -52,6 +55,7 @@ fn main() -> anyhow::Result<()> {
         Command::Server(args) => runtime.block_on(apiserver_cmd::run_server(args)),
         Command::Apiserver(args) => runtime.block_on(apiserver_cmd::run(args)),
         Command::Scheduler(args) => runtime.block_on(scheduler_cmd::run(args)),
+        Command::Agent(args) => runtime.block_on(agent_cmd::run(args)),
         Command::Store(args) => runtime.block_on(store_cmd::run(args)),
         Command::Certs(args) => certs_cmd::run(args),
         Command::Ctl(args) => ctl_cmd::run(args, &runtime),

@@ -8,8 +8,6 @@ use crate::components::{KubeconfigArg, LeaderElectionArgs, client, run_elected, 
 
 /// The Lease that elects the acting scheduler.
 pub const LEASE: &str = "kube-scheduler";
-/// Pods name their scheduler in spec.schedulerName; this is the default one.
-const SCHEDULER_NAME: &str = "default-scheduler";
 
 #[derive(Args)]
 pub struct SchedulerArgs {
@@ -30,7 +28,7 @@ pub async fn run_in_process(
     election: &LeaderElectionArgs,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let schedule = |client, leading| async move { capstan_scheduler::run(client, SCHEDULER_NAME, leading).await };
+    let schedule = |client, leading| async move { capstan_scheduler::run(client, capstan_scheduler::DEFAULT_SCHEDULER_NAME, leading).await };
     run_elected(client, LEASE, election, shutdown, schedule)
         .await
         .map_err(|e| anyhow::anyhow!("scheduler: {e}"))

@@ -1,58 +1,38 @@
-//! The scheduler: watches nodes and pods, and binds each pending pod that
-//! names this scheduler to the best node that fits it (filters, then
-//! scores), or explains with a FailedScheduling event why none does.
+//! capstan's scheduler: places unbound pods on nodes the way kube-scheduler's
+//! default profile does, without preemption.
+//!
+//! - [`run`] (in `scheduler`): the loop. Node and pod reflectors feed the
+//!   scheduling queue; one pod at a time is filtered, scored, assumed and
+//!   bound through `pods/<name>/binding`, or marked unschedulable.
+//! - `queue`: active, backoff and unschedulable pods.
+//! - `assume`: pods bound but not yet seen bound by the watch.
+//! - `snapshot`, `node_info`, `node_view`, `resources`, `quantity`,
+//!   `pod_state`: the cluster as the plugins see it.
+//! - `plugins`: the filters (NodeUnschedulable, NodeName, TaintToleration,
+//!   NodeAffinity, NodePorts, NodeResourcesFit) and scores (LeastAllocated,
+//!   BalancedAllocation); `algorithm` runs them; `fit_error` words the
+//!   failure; `conditions` the PodScheduled condition.
+//! - `cluster`: the writes to the apiserver.
 
-mod decide;
-mod filters;
+mod algorithm;
+mod assume;
+mod cluster;
+mod conditions;
+mod error;
+mod fit_error;
 mod node_info;
+mod node_view;
+mod plugins;
+mod pod_state;
 mod quantity;
+mod queue;
+mod resources;
 mod scheduler;
-mod scores;
+mod snapshot;
 
+pub use error::Error;
+pub use pod_state::DEFAULT_SCHEDULER_NAME;
 pub use scheduler::run;
-
-/// What stops the scheduler.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error("watching {what}: {source}")]
-    Watch { what: &'static str, source: kube::runtime::watcher::Error },
-}
-
-#[cfg(test)]
-mod tests {
-    use k8s_openapi::api::core::v1::{Container, Node, NodeStatus, Pod, PodSpec, ResourceRequirements};
-    use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-
-    pub fn node(name: &str, cpu: &str, memory: &str) -> Node {
-        let allocatable = [("cpu", cpu), ("memory", memory), ("pods", "110")]
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), Quantity(v.to_string())))
-            .collect();
-        Node {
-            metadata: ObjectMeta { name: Some(name.into()), ..ObjectMeta::default() },
-            status: Some(NodeStatus { allocatable: Some(allocatable), ..NodeStatus::default() }),
-            ..Node::default()
-        }
-    }
-
-    pub fn pod(name: &str, cpu: &str, memory: &str) -> Pod {
-        let requests = [("cpu", cpu), ("memory", memory)]
-            .into_iter()
-            .filter(|(_, v)| *v != "0")
-            .map(|(k, v)| (k.to_string(), Quantity(v.to_string())))
-            .collect();
-        Pod {
-            metadata: ObjectMeta { name: Some(name.into()), ..ObjectMeta::default() },
-            spec: Some(PodSpec {
-                containers: vec![Container {
-                    name: "c".into(),
-                    resources: Some(ResourceRequirements { requests: Some(requests), ..Default::default() }),
-                    ..Container::default()
-                }],
-                ..PodSpec::default()
-            }),
-            ..Pod::default()
-        }
-    }
-}
+/// The shutdown signal [`run`] takes, re-exported for callers without a
+/// direct tokio-util dependency.
+pub use tokio_util::sync::CancellationToken;

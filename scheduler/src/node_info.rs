@@ -1,140 +1,167 @@
-//! What the scheduler knows about a node: the Node, and what the pods
-//! already on it (bound or assumed) take from it.
+//! A node as the plugins see it: what it offers and what the pods already
+//! on it take (kube-scheduler's `NodeInfo`).
 
-use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{Node, Pod};
-use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
-use crate::quantity::parse_milli;
+use crate::quantity;
+use crate::resources::{Missing, Resources, pod_requests};
 
-/// Amounts in thousandths: cpu in millicores × 1, memory in bytes × 1000.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Resources {
-    pub cpu: i128,
-    pub memory: i128,
-    pub ephemeral_storage: i128,
+/// One host port a container claims (`hostIP`, protocol, `hostPort`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HostPort {
+    pub ip: String,
+    pub protocol: String,
+    pub port: i32,
 }
 
-impl Resources {
-    fn add(&mut self, other: Resources) {
-        self.cpu += other.cpu;
-        self.memory += other.memory;
-        self.ephemeral_storage += other.ephemeral_storage;
-    }
+const ANY_IP: &str = "0.0.0.0";
 
-    fn max(self, other: Resources) -> Resources {
-        Resources {
-            cpu: self.cpu.max(other.cpu),
-            memory: self.memory.max(other.memory),
-            ephemeral_storage: self.ephemeral_storage.max(other.ephemeral_storage),
-        }
-    }
-
-    fn from_list(list: Option<&BTreeMap<String, Quantity>>) -> Resources {
-        let get = |name: &str| list.and_then(|l| l.get(name)).and_then(|q| parse_milli(&q.0)).unwrap_or(0);
-        Resources { cpu: get("cpu"), memory: get("memory"), ephemeral_storage: get("ephemeral-storage") }
+impl HostPort {
+    /// Two claims collide on the same protocol and port when their
+    /// addresses are equal or either is the wildcard.
+    pub fn conflicts_with(&self, other: &HostPort) -> bool {
+        self.port == other.port
+            && self.protocol == other.protocol
+            && (self.ip == other.ip || self.ip == ANY_IP || other.ip == ANY_IP)
     }
 }
 
-/// kube-scheduler's stand-ins for containers that request nothing, so
-/// that scoring still spreads them (100m cpu, 200Mi memory).
-const DEFAULT_CPU: i128 = 100;
-const DEFAULT_MEMORY: i128 = 200 * 1024 * 1024 * 1000;
-
-/// What a pod requests: the sum over its containers or the largest init
-/// container, whichever is more, plus the pod overhead.
-pub fn pod_requests(pod: &Pod) -> Resources {
-    pod_requests_with(pod, false)
-}
-
-/// The requests used for scoring, with defaults for unset cpu and memory.
-pub fn non_zero_requests(pod: &Pod) -> Resources {
-    pod_requests_with(pod, true)
-}
-
-fn pod_requests_with(pod: &Pod, non_zero: bool) -> Resources {
-    let Some(spec) = &pod.spec else { return Resources::default() };
-    let container = |requests: Option<&BTreeMap<String, Quantity>>| {
-        let mut r = Resources::from_list(requests);
-        if non_zero {
-            let has = |name: &str| requests.is_some_and(|l| l.contains_key(name));
-            if !has("cpu") {
-                r.cpu = DEFAULT_CPU;
-            }
-            if !has("memory") {
-                r.memory = DEFAULT_MEMORY;
-            }
-        }
-        r
-    };
-    let mut total = Resources::default();
-    for c in &spec.containers {
-        total.add(container(c.resources.as_ref().and_then(|r| r.requests.as_ref())));
-    }
-    for c in spec.init_containers.iter().flatten() {
-        total = total.max(container(c.resources.as_ref().and_then(|r| r.requests.as_ref())));
-    }
-    total.add(Resources::from_list(spec.overhead.as_ref()));
-    total
-}
-
-/// A host port a pod holds: protocol, address and port.
-pub type HostPort = (String, String, i32);
-
+/// The host ports a pod claims: its containers' and its sidecars'.
 pub fn host_ports(pod: &Pod) -> Vec<HostPort> {
     let Some(spec) = &pod.spec else { return Vec::new() };
+    let sidecars = spec.init_containers.iter().flatten().filter(|c| c.restart_policy.as_deref() == Some("Always"));
     spec.containers
         .iter()
+        .chain(sidecars)
         .flat_map(|c| c.ports.iter().flatten())
         .filter_map(|p| {
-            let port = p.host_port.filter(|&port| port > 0)?;
-            let protocol = p.protocol.clone().unwrap_or_else(|| "TCP".into());
-            let ip = p.host_ip.clone().filter(|ip| !ip.is_empty()).unwrap_or_else(|| "0.0.0.0".into());
-            Some((protocol, ip, port))
+            let port = p.host_port.filter(|port| *port > 0)?;
+            Some(HostPort {
+                ip: p.host_ip.clone().filter(|ip| !ip.is_empty()).unwrap_or_else(|| ANY_IP.to_string()),
+                protocol: p.protocol.clone().filter(|proto| !proto.is_empty()).unwrap_or_else(|| "TCP".to_string()),
+                port,
+            })
         })
         .collect()
 }
 
-/// One node and the load on it.
 #[derive(Clone, Debug)]
 pub struct NodeInfo {
-    pub node: Node,
+    pub node: Arc<Node>,
+    pub allocatable: Resources,
+    /// `status.allocatable.pods`.
+    pub allowed_pods: i64,
+    /// The sum of the requests of the pods on the node.
     pub requested: Resources,
+    /// The same with kube-scheduler's defaults for missing requests (scoring).
     pub non_zero_requested: Resources,
-    pub pods: usize,
-    pub host_ports: Vec<HostPort>,
+    pub pod_count: usize,
+    pub used_ports: Vec<HostPort>,
 }
 
 impl NodeInfo {
-    pub fn new(node: Node) -> NodeInfo {
+    pub fn new(node: Arc<Node>) -> NodeInfo {
+        let allocatable = node.status.as_ref().and_then(|s| s.allocatable.as_ref());
+        let allowed_pods = allocatable.and_then(|a| a.get("pods")).and_then(quantity::value).unwrap_or(0);
         NodeInfo {
+            allocatable: Resources::from_list(allocatable),
+            allowed_pods,
             node,
             requested: Resources::default(),
             non_zero_requested: Resources::default(),
-            pods: 0,
-            host_ports: Vec::new(),
+            pod_count: 0,
+            used_ports: Vec::new(),
         }
-    }
-
-    pub fn add_pod(&mut self, pod: &Pod) {
-        self.requested.add(pod_requests(pod));
-        self.non_zero_requested.add(non_zero_requests(pod));
-        self.pods += 1;
-        self.host_ports.extend(host_ports(pod));
     }
 
     pub fn name(&self) -> &str {
         self.node.metadata.name.as_deref().unwrap_or_default()
     }
 
-    pub fn allocatable(&self) -> Resources {
-        Resources::from_list(self.node.status.as_ref().and_then(|s| s.allocatable.as_ref()))
+    /// Counts a pod that runs (or is assumed to run) here.
+    pub fn add_pod(&mut self, pod: &Pod) {
+        self.requested.add(pod_requests(pod, Missing::Zero));
+        self.non_zero_requested.add(pod_requests(pod, Missing::NonZeroDefaults));
+        self.pod_count += 1;
+        self.used_ports.extend(host_ports(pod));
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::resources::tests::{container, list};
+    use k8s_openapi::api::core::v1::{ContainerPort, NodeStatus, PodSpec};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+    pub(crate) fn node(name: &str, cpu: &str, memory: &str, pods: &str) -> Node {
+        Node {
+            metadata: ObjectMeta { name: Some(name.into()), ..Default::default() },
+            status: Some(NodeStatus {
+                allocatable: Some(list(&[("cpu", cpu), ("memory", memory), ("pods", pods)])),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
     }
 
-    /// How many pods the node takes (status.allocatable.pods).
-    pub fn allowed_pods(&self) -> usize {
-        let pods = self.node.status.as_ref().and_then(|s| s.allocatable.as_ref()).and_then(|a| a.get("pods"));
-        pods.and_then(|q| parse_milli(&q.0)).map_or(0, |milli| usize::try_from(milli / 1000).unwrap_or(0))
+    pub(crate) fn pod_with_ports(ports: &[(Option<&str>, Option<&str>, i32)]) -> Pod {
+        let mut c = container(&[]);
+        c.ports = Some(
+            ports
+                .iter()
+                .map(|(ip, proto, port)| ContainerPort {
+                    host_ip: ip.map(str::to_string),
+                    protocol: proto.map(str::to_string),
+                    host_port: Some(*port),
+                    container_port: 80,
+                    ..Default::default()
+                })
+                .collect(),
+        );
+        Pod { spec: Some(PodSpec { containers: vec![c], ..Default::default() }), ..Default::default() }
+    }
+
+    #[test]
+    fn allocatable_and_requests_add_up() {
+        let mut info = NodeInfo::new(Arc::new(node("n1", "4", "8Gi", "110")));
+        assert_eq!(info.allocatable, Resources { milli_cpu: 4000, memory: 8 << 30, ephemeral_storage: 0 });
+        assert_eq!(info.allowed_pods, 110);
+        let pod = Pod {
+            spec: Some(PodSpec { containers: vec![container(&[("cpu", "1")])], ..Default::default() }),
+            ..Default::default()
+        };
+        info.add_pod(&pod);
+        info.add_pod(&pod);
+        assert_eq!(info.requested.milli_cpu, 2000);
+        assert_eq!(info.requested.memory, 0);
+        assert_eq!(info.non_zero_requested.memory, 2 * crate::resources::DEFAULT_MEMORY_REQUEST);
+        assert_eq!(info.pod_count, 2);
+    }
+
+    #[test]
+    fn host_ports_default_to_any_address_and_tcp() {
+        let ports = host_ports(&pod_with_ports(&[(None, None, 8080), (Some("10.0.0.1"), Some("UDP"), 53)]));
+        assert_eq!(
+            ports,
+            vec![
+                HostPort { ip: "0.0.0.0".into(), protocol: "TCP".into(), port: 8080 },
+                HostPort { ip: "10.0.0.1".into(), protocol: "UDP".into(), port: 53 },
+            ]
+        );
+        assert!(host_ports(&pod_with_ports(&[(None, None, 0)])).is_empty(), "no host port, no claim");
+    }
+
+    #[test]
+    fn wildcard_addresses_collide_with_every_address() {
+        let port = |ip: &str, proto: &str, port| HostPort { ip: ip.into(), protocol: proto.into(), port };
+        assert!(port("0.0.0.0", "TCP", 80).conflicts_with(&port("10.0.0.1", "TCP", 80)));
+        assert!(port("10.0.0.1", "TCP", 80).conflicts_with(&port("0.0.0.0", "TCP", 80)));
+        assert!(port("10.0.0.1", "TCP", 80).conflicts_with(&port("10.0.0.1", "TCP", 80)));
+        assert!(!port("10.0.0.1", "TCP", 80).conflicts_with(&port("10.0.0.2", "TCP", 80)));
+        assert!(!port("0.0.0.0", "TCP", 80).conflicts_with(&port("0.0.0.0", "UDP", 80)));
+        assert!(!port("0.0.0.0", "TCP", 80).conflicts_with(&port("0.0.0.0", "TCP", 81)));
     }
 }

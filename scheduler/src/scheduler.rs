@@ -1,229 +1,241 @@
-//! The async shell: reflectors for nodes and pods, a queue of pending pods
-//! with per-pod backoff, an assume cache, binding and failure reporting.
+//! The scheduling loop: one task owns the queue and the assume cache, feeds
+//! them from the node and pod reflectors, and makes one attempt at a time
+//! (kube-scheduler's `scheduleOne`).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::pin::pin;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::Instant;
 
-use capstan_kubeutil::{EventType, Recorder};
+use capstan_kubeutil::EventType;
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{Binding, Node, ObjectReference, Pod};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
-use kube::api::{Api, Patch, PatchParams, PostParams};
+use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::jiff::Timestamp;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
-use kube::{Client, Resource, ResourceExt};
-use tokio::sync::Notify;
-use tokio::time::Instant;
+use kube::{Api, Client};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
 use tokio_util::sync::CancellationToken;
 
-use crate::Error;
-use crate::decide::pick_node;
-use crate::node_info::NodeInfo;
+use crate::algorithm::{self, Failure};
+use crate::assume::AssumeCache;
+use crate::cluster::Cluster;
+use crate::conditions::{self, pod_scheduled_patch};
+use crate::error::Error;
+use crate::node_view::NodeView;
+use crate::pod_state;
+use crate::queue::{Outcome, SchedulingQueue};
+use crate::snapshot::snapshot;
 
-const INITIAL_BACKOFF: Duration = Duration::from_secs(1);
-const MAX_BACKOFF: Duration = Duration::from_secs(10);
-
-/// Schedules the pods that name `scheduler_name` until `shutdown`.
+/// Schedules pods whose `spec.schedulerName` is `scheduler_name` (an empty
+/// one means `default-scheduler`) until `shutdown` is cancelled. Run it
+/// under leader election: two schedulers would race for the same pods.
 pub async fn run(client: Client, scheduler_name: &str, shutdown: CancellationToken) -> Result<(), Error> {
-    let changed = Arc::new(Notify::new());
     let (nodes, node_writer) = reflector::store::<Node>();
     let (pods, pod_writer) = reflector::store::<Pod>();
-    let watch_nodes = watch(Api::<Node>::all(client.clone()), node_writer, changed.clone());
-    let watch_pods = watch(Api::<Pod>::all(client.clone()), pod_writer, changed.clone());
-    let mut scheduler = Scheduler {
-        client: client.clone(),
-        name: scheduler_name.to_string(),
-        recorder: Recorder::new(client, scheduler_name, None),
-        assumed: HashMap::new(),
-        backoff: HashMap::new(),
-    };
-    let schedule = async {
-        let _ = nodes.wait_until_ready().await;
-        let _ = pods.wait_until_ready().await;
-        tracing::info!(scheduler = %scheduler.name, "scheduling");
-        loop {
-            scheduler.schedule_pending(&nodes, &pods).await;
-            // A change may let a pod fit; otherwise look again for backoffs.
-            tokio::select! {
-                () = changed.notified() => {}
-                () = tokio::time::sleep(Duration::from_millis(500)) => {}
+    let node_events =
+        reflector::reflector(node_writer, watcher(Api::<Node>::all(client.clone()), watcher::Config::default()))
+            .default_backoff();
+    let pod_events =
+        reflector::reflector(pod_writer, watcher(Api::<Pod>::all(client.clone()), watcher::Config::default()))
+            .default_backoff();
+    let mut node_events = pin!(node_events);
+    let mut pod_events = pin!(pod_events);
+    let mut scheduler = Scheduler::new(Cluster::new(client, scheduler_name), scheduler_name, nodes, pods);
+    tracing::info!(scheduler = scheduler_name, "scheduler started");
+
+    loop {
+        let ready = scheduler.next_attempt(Instant::now());
+        let attempt_due = async {
+            match ready {
+                Some(at) => tokio::time::sleep_until(at.into()).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            biased;
+            () = shutdown.cancelled() => break,
+            event = node_events.next() => match event {
+                Some(Ok(event)) => scheduler.on_node_event(event, Instant::now()),
+                Some(Err(err)) => tracing::warn!(%err, "node watch failed; retrying"),
+                None => return Err(Error::WatchEnded("node")),
+            },
+            event = pod_events.next() => match event {
+                Some(Ok(event)) => scheduler.on_pod_event(event, Instant::now()),
+                Some(Err(err)) => tracing::warn!(%err, "pod watch failed; retrying"),
+                None => return Err(Error::WatchEnded("pod")),
+            },
+            () = attempt_due => {
+                tokio::select! {
+                    biased;
+                    () = shutdown.cancelled() => break,
+                    () = scheduler.schedule_one() => {}
+                }
             }
         }
-    };
-    tokio::select! {
-        () = shutdown.cancelled() => Ok(()),
-        () = schedule => Ok(()),
-        result = watch_nodes => result.map_err(|source| Error::Watch { what: "nodes", source }),
-        result = watch_pods => result.map_err(|source| Error::Watch { what: "pods", source }),
     }
-}
-
-/// Keeps `writer`'s store in step with the API, waking the queue on change.
-async fn watch<K>(api: Api<K>, writer: reflector::store::Writer<K>, changed: Arc<Notify>) -> Result<(), watcher::Error>
-where
-    K: Resource<DynamicType = ()> + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + Sync + 'static,
-{
-    let stream = watcher(api, watcher::Config::default()).default_backoff().reflect(writer).applied_objects();
-    futures::pin_mut!(stream);
-    while let Some(item) = stream.next().await {
-        match item {
-            Ok(_) => changed.notify_one(),
-            Err(err) => tracing::warn!(%err, "watch"),
-        }
-    }
+    tracing::info!(scheduler = scheduler_name, "scheduler stopped");
     Ok(())
 }
 
 struct Scheduler {
-    client: Client,
     name: String,
-    recorder: Recorder,
-    /// Pods bound by us that the pod watch has not shown bound yet.
-    assumed: HashMap<String, (String, Pod)>,
-    /// Failed pods: the current delay and when to try again.
-    backoff: HashMap<String, (Duration, Instant)>,
+    cluster: Cluster,
+    nodes: Store<Node>,
+    pods: Store<Pod>,
+    queue: SchedulingQueue,
+    assumed: AssumeCache,
+    /// What each node looked like to the filters, to tell which updates
+    /// could help unschedulable pods.
+    node_views: HashMap<String, NodeView>,
+    nodes_synced: bool,
+    pods_synced: bool,
+    rng: StdRng,
 }
 
 impl Scheduler {
-    async fn schedule_pending(&mut self, nodes: &Store<Node>, pods: &Store<Pod>) {
-        let all_pods = pods.state();
-        let mut infos: Vec<NodeInfo> = nodes.state().iter().map(|n| NodeInfo::new((**n).clone())).collect();
-        let known: HashMap<String, &Arc<Pod>> = all_pods.iter().map(|p| (uid(p), p)).collect();
-        // An assumption ends when the watch shows the pod bound, or gone.
-        self.assumed.retain(|id, _| known.get(id).is_some_and(|p| node_of(p).is_none()));
-        self.backoff.retain(|id, _| known.contains_key(id));
-        for pod in all_pods.iter().filter(|p| !is_terminal(p)) {
-            if let Some(node) = node_of(pod)
-                && let Some(info) = infos.iter_mut().find(|i| i.name() == node)
-            {
-                info.add_pod(pod);
-            }
-        }
-        for (node, pod) in self.assumed.values() {
-            if let Some(info) = infos.iter_mut().find(|i| i.name() == node) {
-                info.add_pod(pod);
-            }
-        }
-        let now = Instant::now();
-        let mut pending: Vec<&Arc<Pod>> = all_pods
-            .iter()
-            .filter(|p| self.is_ours_to_schedule(p))
-            .filter(|p| !self.assumed.contains_key(&uid(p)))
-            .filter(|p| self.backoff.get(&uid(p)).is_none_or(|(_, next)| *next <= now))
-            .collect();
-        pending.sort_by_key(|p| p.metadata.creation_timestamp.clone().map(|t| t.0));
-        for pod in pending {
-            self.schedule_one(pod, &mut infos).await;
+    fn new(cluster: Cluster, name: &str, nodes: Store<Node>, pods: Store<Pod>) -> Scheduler {
+        Scheduler {
+            name: name.to_string(),
+            cluster,
+            nodes,
+            pods,
+            queue: SchedulingQueue::default(),
+            assumed: AssumeCache::default(),
+            node_views: HashMap::new(),
+            nodes_synced: false,
+            pods_synced: false,
+            rng: StdRng::from_os_rng(),
         }
     }
 
-    fn is_ours_to_schedule(&self, pod: &Pod) -> bool {
-        let spec = pod.spec.as_ref();
-        let scheduler = spec.and_then(|s| s.scheduler_name.as_deref()).filter(|s| !s.is_empty());
-        node_of(pod).is_none()
-            && scheduler.unwrap_or("default-scheduler") == self.name
-            && pod.metadata.deletion_timestamp.is_none()
-            && !is_terminal(pod)
+    /// When to make the next attempt; none before both caches are filled.
+    fn next_attempt(&self, now: Instant) -> Option<Instant> {
+        if self.nodes_synced && self.pods_synced { self.queue.next_ready(now) } else { None }
     }
 
-    async fn schedule_one(&mut self, pod: &Pod, infos: &mut [NodeInfo]) {
-        let id = uid(pod);
-        match pick_node(pod, infos) {
-            Ok(node) => match self.bind(pod, &node).await {
-                Ok(()) => {
-                    self.backoff.remove(&id);
-                    if let Some(info) = infos.iter_mut().find(|i| i.name() == node) {
-                        info.add_pod(pod);
-                    }
-                    self.assumed.insert(id, (node.clone(), pod.clone()));
-                    let message = format!("Successfully assigned {}/{} to {node}", namespace(pod), pod.name_any());
-                    self.recorder.record(&reference(pod), EventType::Normal, "Scheduled", &message).await;
+    fn on_node_event(&mut self, event: watcher::Event<Node>, now: Instant) {
+        match event {
+            watcher::Event::Apply(node) => {
+                let name = node.metadata.name.clone().unwrap_or_default();
+                let view = NodeView::of(&node);
+                if self.node_views.insert(name, view.clone()).as_ref() != Some(&view) {
+                    self.queue.move_all_unschedulable(now);
                 }
-                Err(err) => {
-                    tracing::warn!(%err, pod = %pod.name_any(), %node, "binding");
-                    self.back_off(&id);
+            }
+            watcher::Event::Delete(node) => {
+                self.node_views.remove(node.metadata.name.as_deref().unwrap_or_default());
+            }
+            watcher::Event::Init | watcher::Event::InitApply(_) => {}
+            watcher::Event::InitDone => {
+                self.nodes_synced = true;
+                self.node_views = self
+                    .nodes
+                    .state()
+                    .iter()
+                    .map(|node| (node.metadata.name.clone().unwrap_or_default(), NodeView::of(node)))
+                    .collect();
+                self.queue.move_all_unschedulable(now);
+            }
+        }
+    }
+
+    fn on_pod_event(&mut self, event: watcher::Event<Pod>, now: Instant) {
+        match event {
+            watcher::Event::Apply(pod) => self.pod_changed(pod, now),
+            watcher::Event::Delete(pod) => {
+                self.queue.remove(&pod_state::key(&pod));
+                self.assumed.forget(pod_state::uid(&pod));
+                if pod_state::occupied_node(&pod).is_some() {
+                    self.queue.move_all_unschedulable(now);
                 }
-            },
-            Err(message) => {
-                tracing::info!(pod = %pod.name_any(), %message, "unschedulable");
-                self.back_off(&id);
-                self.report_unschedulable(pod, &message).await;
+            }
+            watcher::Event::Init | watcher::Event::InitApply(_) => {}
+            watcher::Event::InitDone => {
+                self.pods_synced = true;
+                let pods = self.pods.state();
+                let pending: HashSet<String> = pods
+                    .iter()
+                    .filter(|p| pod_state::needs_scheduling(p, &self.name))
+                    .map(|p| pod_state::key(p))
+                    .collect();
+                self.queue.retain(|key| pending.contains(key));
+                for pod in pods.iter().filter(|p| pod_state::needs_scheduling(p, &self.name)) {
+                    self.queue.add_or_update(pod.clone(), now);
+                }
+                self.assumed.reconcile(&pods);
+                self.queue.move_all_unschedulable(now);
             }
         }
     }
 
-    fn back_off(&mut self, id: &str) {
-        let delay = match self.backoff.get(id) {
-            Some((delay, _)) => (*delay * 2).min(MAX_BACKOFF),
-            None => INITIAL_BACKOFF,
-        };
-        self.backoff.insert(id.to_string(), (delay, Instant::now() + delay));
+    fn pod_changed(&mut self, pod: Pod, now: Instant) {
+        if pod_state::needs_scheduling(&pod, &self.name) {
+            self.queue.add_or_update(Arc::new(pod), now);
+            return;
+        }
+        self.queue.remove(&pod_state::key(&pod));
+        if pod_state::is_terminal(&pod) && pod_state::node_name(&pod).is_some() {
+            // A finished pod frees its node's resources and ports.
+            self.queue.move_all_unschedulable(now);
+        }
     }
 
-    async fn bind(&self, pod: &Pod, node: &str) -> Result<(), kube::Error> {
-        let api: Api<Pod> = Api::namespaced(self.client.clone(), &namespace(pod));
-        let binding = Binding {
-            metadata: ObjectMeta {
-                name: pod.metadata.name.clone(),
-                namespace: pod.metadata.namespace.clone(),
-                ..Default::default()
-            },
-            target: ObjectReference {
-                api_version: Some("v1".into()),
-                kind: Some("Node".into()),
-                name: Some(node.to_string()),
-                ..ObjectReference::default()
-            },
-        };
-        api.create_subresource::<_, serde_json::Value>("binding", &pod.name_any(), &PostParams::default(), &binding)
-            .await?;
-        Ok(())
+    async fn schedule_one(&mut self) {
+        let Some(pod) = self.queue.pop(Instant::now()) else { return };
+        let key = pod_state::key(&pod);
+        if self.assumed.is_assumed(pod_state::uid(&pod)) {
+            // Bound already; the watch is behind.
+            self.queue.remove(&key);
+            return;
+        }
+        let pods = self.pods.state();
+        self.assumed.reconcile(&pods);
+        let nodes = snapshot(&self.nodes.state(), &pods, &self.assumed);
+        match algorithm::schedule(&pod, &nodes, &mut self.rng) {
+            Ok(node) => self.bind(&pod, &key, &node).await,
+            Err(failure) => self.unschedulable(&pod, &key, &failure).await,
+        }
     }
 
-    /// PodScheduled=False with the reason, and a FailedScheduling event.
-    async fn report_unschedulable(&self, pod: &Pod, message: &str) {
-        let current = pod
-            .status
-            .as_ref()
-            .and_then(|s| s.conditions.as_ref())
-            .and_then(|c| c.iter().find(|c| c.type_ == "PodScheduled"));
-        if current.is_none_or(|c| c.status != "False" || c.message.as_deref() != Some(message)) {
-            let api: Api<Pod> = Api::namespaced(self.client.clone(), &namespace(pod));
-            let patch = serde_json::json!({"status": {"conditions": [{
-                "type": "PodScheduled",
-                "status": "False",
-                "reason": "Unschedulable",
-                "message": message,
-                "lastProbeTime": null,
-                "lastTransitionTime": Time(k8s_openapi::jiff::Timestamp::now()),
-            }]}});
-            if let Err(err) =
-                api.patch_status(&pod.name_any(), &PatchParams::default(), &Patch::Strategic(&patch)).await
-            {
-                tracing::debug!(%err, pod = %pod.name_any(), "setting PodScheduled=False");
+    async fn bind(&mut self, pod: &Pod, key: &str, node: &str) {
+        self.assumed.assume(pod, node);
+        match self.cluster.bind(pod, node).await {
+            Ok(()) => {
+                self.queue.remove(key);
+                tracing::info!(pod = key, node, "pod bound");
+                let message = format!("Successfully assigned {key} to {node}");
+                self.cluster.event(pod, EventType::Normal, "Scheduled", &message).await;
+            }
+            Err(err) => {
+                self.assumed.forget(pod_state::uid(pod));
+                self.queue.done(key, Outcome::Error, Instant::now());
+                if err.is_settled_elsewhere() {
+                    tracing::debug!(%err, "binding refused; the pod changed meanwhile");
+                    return;
+                }
+                tracing::warn!(%err, "binding failed");
+                let message = format!("Binding rejected: {err}");
+                self.report(pod, conditions::SCHEDULER_ERROR, &message).await;
             }
         }
-        self.recorder.record(&reference(pod), EventType::Warning, "FailedScheduling", message).await;
     }
-}
 
-fn uid(pod: &Pod) -> String {
-    pod.metadata.uid.clone().unwrap_or_default()
-}
+    async fn unschedulable(&mut self, pod: &Pod, key: &str, failure: &Failure) {
+        self.queue.done(key, Outcome::Unschedulable, Instant::now());
+        let message = failure.message();
+        tracing::info!(pod = key, reason = %message, "pod unschedulable");
+        self.report(pod, conditions::UNSCHEDULABLE, &message).await;
+    }
 
-fn namespace(pod: &Pod) -> String {
-    pod.metadata.namespace.clone().unwrap_or_else(|| "default".into())
-}
-
-fn node_of(pod: &Pod) -> Option<&str> {
-    pod.spec.as_ref().and_then(|s| s.node_name.as_deref()).filter(|n| !n.is_empty())
-}
-
-fn is_terminal(pod: &Pod) -> bool {
-    matches!(pod.status.as_ref().and_then(|s| s.phase.as_deref()), Some("Succeeded" | "Failed"))
-}
-
-fn reference(pod: &Pod) -> ObjectReference {
-    pod.object_ref(&())
+    /// A FailedScheduling event and PodScheduled=False with `reason`.
+    async fn report(&self, pod: &Pod, reason: &str, message: &str) {
+        self.cluster.event(pod, EventType::Warning, "FailedScheduling", message).await;
+        if let Some(patch) = pod_scheduled_patch(pod, "False", Some(reason), Some(message), Timestamp::now())
+            && let Err(err) = self.cluster.patch_status(pod, &patch).await
+        {
+            tracing::warn!(%err, "PodScheduled=False not written");
+        }
+    }
 }

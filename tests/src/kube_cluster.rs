@@ -22,6 +22,12 @@ impl Apiserver {
         Apiserver::server_with(dir, &[])
     }
 
+    /// A control-plane member serving the API only: for tests that run the
+    /// controllers or the scheduler themselves, in-process.
+    pub fn api_only(dir: &Path) -> Apiserver {
+        Apiserver::server_with(dir, &["--disable-controller-manager", "--disable-scheduler"])
+    }
+
     /// `capstan server` with extra flags.
     pub fn server_with(dir: &Path, extra: &[&str]) -> Apiserver {
         let port = free_port();
