@@ -7,9 +7,9 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 use capstan_tests::kube_cluster::Apiserver;
-use k8s_openapi::api::apps::v1::ReplicaSet;
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, ListParams, PostParams};
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use serde_json::json;
 use capstan_controllers::CancellationToken;
 
@@ -158,4 +158,165 @@ fn a_replica_set_creates_scales_adopts_and_releases_pods() {
         assert!(events.contains("SuccessfulDelete"), "{events}");
         cluster.stop().await;
     });
+}
+
+/// Acts as the kubelet for every pod: reports it Running and Ready, until stopped.
+fn start_kubelet(pods: Api<Pod>) -> CancellationToken {
+    let stop = CancellationToken::new();
+    let stopped = stop.clone();
+    tokio::spawn(async move {
+        while !stopped.is_cancelled() {
+            let list = pods.list(&ListParams::default()).await.map(|l| l.items).unwrap_or_default();
+            for pod in list.iter().filter(|p| p.metadata.deletion_timestamp.is_none()) {
+                let ready = pod.status.as_ref().and_then(|s| s.conditions.as_ref()).is_some_and(|c| {
+                    c.iter().any(|c| c.type_ == "Ready" && c.status == "True")
+                });
+                if ready {
+                    continue;
+                }
+                let now = k8s_openapi::jiff::Timestamp::now().to_string();
+                let status = json!({"status": {"phase": "Running", "conditions": [
+                    {"type": "Ready", "status": "True", "lastTransitionTime": now},
+                    {"type": "ContainersReady", "status": "True", "lastTransitionTime": now},
+                ]}});
+                let name = pod.metadata.name.clone().unwrap_or_default();
+                let _ = pods.patch_status(&name, &PatchParams::default(), &Patch::Merge(&status)).await;
+            }
+            tokio::select! {
+                _ = stopped.cancelled() => {}
+                _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+            }
+        }
+    });
+    stop
+}
+
+const WEB: &str = r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+spec:
+  replicas: 3
+  selector:
+    matchLabels: {app: web}
+  template:
+    metadata:
+      labels: {app: web}
+    spec:
+      containers:
+      - name: c
+        image: nginx:1
+"#;
+
+/// The ReplicaSets controlled by the Deployment with `uid`.
+async fn owned_sets(sets: &Api<ReplicaSet>, uid: &str) -> Vec<ReplicaSet> {
+    let list = sets.list(&ListParams::default()).await.map(|l| l.items).unwrap_or_default();
+    list.into_iter()
+        .filter(|rs| rs.metadata.owner_references.iter().flatten().any(|r| r.uid == uid && r.controller == Some(true)))
+        .collect()
+}
+
+fn annotation(rs: &ReplicaSet, key: &str) -> Option<String> {
+    rs.metadata.annotations.as_ref()?.get(key).cloned()
+}
+
+fn hash_label(rs: &ReplicaSet) -> String {
+    rs.metadata.labels.as_ref().and_then(|l| l.get("pod-template-hash")).cloned().unwrap_or_default()
+}
+
+#[test]
+fn a_deployment_rolls_out_scales_and_rolls_back_with_kubectl() {
+    runtime().block_on(async {
+        let cluster = Cluster::start().await;
+        let (deployments, sets, pods) = (cluster.api::<Deployment>(), cluster.api::<ReplicaSet>(), cluster.api::<Pod>());
+        let kubelet = start_kubelet(pods.clone());
+        let kubectl = |args: &[&str]| cluster.server.kubectl_ok(args);
+
+        tracing_phase("create: one ReplicaSet named after the template hash, three pods");
+        cluster.server.kubectl_apply(&["apply", "-f", "-"], WEB);
+        let uid = deployments.get("web").await.expect("deployment").metadata.uid.unwrap_or_default();
+        let first = eventually("one replica set for web", || async {
+            let owned = owned_sets(&sets, &uid).await;
+            (owned.len() == 1).then(|| owned.into_iter().next()).flatten()
+        })
+        .await;
+        let hash = hash_label(&first);
+        let first_name = first.metadata.name.clone().unwrap_or_default();
+        assert_eq!(first_name, format!("web-{hash}"));
+        let selector = first.spec.as_ref().map(|s| s.selector.clone()).unwrap_or_default();
+        assert_eq!(selector.match_labels.unwrap_or_default().get("pod-template-hash"), Some(&hash));
+        assert_eq!(annotation(&first, "deployment.kubernetes.io/revision").as_deref(), Some("1"));
+        assert_eq!(annotation(&first, "deployment.kubernetes.io/desired-replicas").as_deref(), Some("3"));
+        assert_eq!(annotation(&first, "deployment.kubernetes.io/max-replicas").as_deref(), Some("4"));
+        let out = kubectl(&["rollout", "status", "deployment/web", "--timeout=60s"]);
+        assert!(out.contains("successfully rolled out"), "{out}");
+        let live = live_pods(&pods, "app=web").await;
+        assert_eq!(live.len(), 3);
+        let first_uid = first.metadata.uid.clone().unwrap_or_default();
+        assert!(live.iter().all(|p| p.metadata.owner_references.iter().flatten().any(|r| r.uid == first_uid)));
+        let d = deployments.get("web").await.expect("deployment");
+        let status = d.status.unwrap_or_default();
+        assert_eq!((status.replicas, status.updated_replicas, status.available_replicas), (Some(3), Some(3), Some(3)));
+        let conditions = status.conditions.unwrap_or_default();
+        let reason = |t: &str| conditions.iter().find(|c| c.type_ == t).and_then(|c| c.reason.clone());
+        assert_eq!(reason("Available").as_deref(), Some("MinimumReplicasAvailable"));
+        assert_eq!(reason("Progressing").as_deref(), Some("NewReplicaSetAvailable"));
+
+        tracing_phase("kubectl scale 3 -> 5 -> 1");
+        kubectl(&["scale", "deployment/web", "--replicas=5"]);
+        eventually("5 pods", || async { (live_pods(&pods, "app=web").await.len() == 5).then_some(()) }).await;
+        kubectl(&["scale", "deployment/web", "--replicas=1"]);
+        eventually("1 pod", || async { (live_pods(&pods, "app=web").await.len() == 1).then_some(()) }).await;
+        kubectl(&["scale", "deployment/web", "--replicas=3"]);
+        kubectl(&["rollout", "status", "deployment/web", "--timeout=60s"]);
+
+        tracing_phase("a new image rolls out to a second ReplicaSet");
+        kubectl(&["set", "image", "deployment/web", "c=nginx:2"]);
+        let out = kubectl(&["rollout", "status", "deployment/web", "--timeout=60s"]);
+        assert!(out.contains("successfully rolled out"), "{out}");
+        let owned = owned_sets(&sets, &uid).await;
+        assert_eq!(owned.len(), 2, "old and new replica sets");
+        let second = owned.iter().find(|rs| rs.metadata.uid.as_deref() != Some(&first_uid)).cloned().expect("new rs");
+        assert_eq!(annotation(&second, "deployment.kubernetes.io/revision").as_deref(), Some("2"));
+        let second_hash = hash_label(&second);
+        let live = live_pods(&pods, "app=web").await;
+        assert_eq!(live.len(), 3);
+        assert!(live.iter().all(|p| p.metadata.labels.as_ref().and_then(|l| l.get("pod-template-hash")) == Some(&second_hash)));
+        let old = sets.get(&first_name).await.expect("old rs");
+        assert_eq!(old.spec.and_then(|s| s.replicas), Some(0));
+
+        tracing_phase("kubectl rollout undo reuses the first ReplicaSet at revision 3");
+        kubectl(&["rollout", "undo", "deployment/web"]);
+        let out = kubectl(&["rollout", "status", "deployment/web", "--timeout=60s"]);
+        assert!(out.contains("successfully rolled out"), "{out}");
+        let owned = owned_sets(&sets, &uid).await;
+        assert_eq!(owned.len(), 2, "no third replica set");
+        let first = sets.get(&first_name).await.expect("first rs");
+        assert_eq!(annotation(&first, "deployment.kubernetes.io/revision").as_deref(), Some("3"));
+        assert_eq!(first.spec.and_then(|s| s.replicas), Some(3));
+        eventually("only the first replica set's pods", || async {
+            let live = live_pods(&pods, "app=web").await;
+            let all_first = live.iter().all(|p| p.metadata.labels.as_ref().and_then(|l| l.get("pod-template-hash")) == Some(&hash));
+            (live.len() == 3 && all_first).then_some(())
+        })
+        .await;
+        let history = kubectl(&["rollout", "history", "deployment/web"]);
+        assert!(history.contains('2') && history.contains('3'), "{history}");
+
+        tracing_phase("kubectl rollout restart makes a third revision");
+        kubectl(&["rollout", "restart", "deployment/web"]);
+        kubectl(&["rollout", "status", "deployment/web", "--timeout=60s"]);
+        assert_eq!(owned_sets(&sets, &uid).await.len(), 3);
+
+        let events = kubectl(&["get", "events", "--field-selector", "involvedObject.name=web"]);
+        assert!(events.contains(&format!("Scaled up replica set {first_name} from 0 to 3")), "{events}");
+        assert!(events.contains("Scaled down replica set"), "{events}");
+        kubelet.cancel();
+        cluster.stop().await;
+    });
+}
+
+fn tracing_phase(what: &str) {
+    eprintln!("--- {what}");
 }
