@@ -14,7 +14,7 @@ pub enum Error {
     HashCollision { name: String },
     /// A watch cache never finished its first list.
     #[error("the {kind} informer stopped before its first list")]
-    InformerStopped { kind: &'static str },
+    InformerStopped { kind: String },
 }
 
 impl Error {

@@ -65,7 +65,7 @@ where
     }
 
     /// Watches until `shutdown`; watch errors are retried with backoff.
-    pub async fn run(self, kind: &'static str, shutdown: CancellationToken) {
+    pub async fn run(self, kind: &str, shutdown: CancellationToken) {
         let Informer { api, writer, handlers } = self;
         let reader = writer.as_reader();
         let events = reflector::reflector(writer, watcher::watcher(api, watcher::Config::default()).default_backoff());
@@ -90,10 +90,10 @@ where
 }
 
 /// Waits for a cache's first complete list.
-pub async fn wait_ready<K>(store: &Store<K>, kind: &'static str) -> crate::Result<()>
+pub async fn wait_ready<K>(store: &Store<K>, kind: &str) -> crate::Result<()>
 where
     K: Resource + Clone + 'static,
     K::DynamicType: Eq + Hash + Clone,
 {
-    store.wait_until_ready().await.map_err(|_| crate::Error::InformerStopped { kind })
+    store.wait_until_ready().await.map_err(|_| crate::Error::InformerStopped { kind: kind.to_string() })
 }

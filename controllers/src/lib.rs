@@ -12,6 +12,7 @@
 
 mod deployment;
 mod error;
+mod gc;
 mod informer;
 mod owner;
 mod pods;
@@ -37,6 +38,7 @@ pub async fn run(client: Client, shutdown: CancellationToken) -> Result<()> {
     let replica_set_controller = ReplicaSetController::new(client.clone(), &mut replica_sets, &mut pods);
     let deployment_controller =
         DeploymentController::new(client.clone(), &mut deployments, &mut replica_sets, &mut pods);
+    let garbage_collector = GarbageCollector::new(client.clone());
 
     let informers = async {
         tokio::join!(
@@ -50,6 +52,7 @@ pub async fn run(client: Client, shutdown: CancellationToken) -> Result<()> {
         let result = tokio::try_join!(
             replica_set_controller.run(shutdown.clone()),
             deployment_controller.run(shutdown.clone()),
+            garbage_collector.run(shutdown.clone()),
         );
         // A controller that failed takes the others down with it.
         stop_all.cancel();
@@ -60,5 +63,6 @@ pub async fn run(client: Client, shutdown: CancellationToken) -> Result<()> {
 }
 
 use deployment::DeploymentController;
+use gc::GarbageCollector;
 use informer::Informer;
 use replicaset::ReplicaSetController;

@@ -320,3 +320,98 @@ fn a_deployment_rolls_out_scales_and_rolls_back_with_kubectl() {
 fn tracing_phase(what: &str) {
     eprintln!("--- {what}");
 }
+
+/// Live ReplicaSets whose names start with `prefix`.
+async fn sets_named(sets: &Api<ReplicaSet>, prefix: &str) -> Vec<ReplicaSet> {
+    let list = sets.list(&ListParams::default()).await.map(|l| l.items).unwrap_or_default();
+    list.into_iter().filter(|rs| rs.metadata.name.as_deref().is_some_and(|n| n.starts_with(prefix))).collect()
+}
+
+#[test]
+fn deletion_cascades_in_the_background_and_orphans_on_request() {
+    runtime().block_on(async {
+        let cluster = Cluster::start().await;
+        let (sets, pods) = (cluster.api::<ReplicaSet>(), cluster.api::<Pod>());
+
+        tracing_phase("background: kubectl delete removes the ReplicaSets and pods after the Deployment");
+        cluster.server.kubectl_apply(&["apply", "-f", "-"], WEB);
+        eventually("3 web pods", || async { (live_pods(&pods, "app=web").await.len() == 3).then_some(()) }).await;
+        cluster.server.kubectl_ok(&["delete", "deployment", "web"]);
+        eventually("web's replica sets and pods gone", || async {
+            let rs_left = sets_named(&sets, "web-").await.len();
+            let pods_left = pods.list(&ListParams::default().labels("app=web")).await.ok()?.items.len();
+            (rs_left == 0 && pods_left == 0).then_some(())
+        })
+        .await;
+
+        tracing_phase("orphan: the pods stay, without an owner reference");
+        sets.create(&PostParams::default(), &replica_set("solo", 2)).await.expect("create rs");
+        eventually("2 solo pods", || async { (live_pods(&pods, "app=solo").await.len() == 2).then_some(()) }).await;
+        cluster.server.kubectl_ok(&["delete", "replicaset", "solo", "--cascade=orphan"]);
+        eventually("the replica set gone", || async { sets.get("solo").await.is_err().then_some(()) }).await;
+        let left = live_pods(&pods, "app=solo").await;
+        assert_eq!(left.len(), 2, "orphaned pods are not deleted");
+        assert!(left.iter().all(|p| p.metadata.owner_references.as_ref().is_none_or(Vec::is_empty)), "{left:?}");
+
+        tracing_phase("a new ReplicaSet adopts the orphans instead of creating pods");
+        let rs = sets.create(&PostParams::default(), &replica_set("solo", 2)).await.expect("recreate rs");
+        let uid = rs.metadata.uid.unwrap_or_default();
+        eventually("the orphans adopted", || async {
+            let live = live_pods(&pods, "app=solo").await;
+            let adopted = live.iter().all(|p| p.metadata.owner_references.iter().flatten().any(|r| r.uid == uid));
+            (live.len() == 2 && adopted).then_some(())
+        })
+        .await;
+        let names: Vec<_> = live_pods(&pods, "app=solo").await.into_iter().filter_map(|p| p.metadata.name).collect();
+        let before: Vec<_> = left.into_iter().filter_map(|p| p.metadata.name).collect();
+        assert_eq!(names.len(), 2);
+        assert!(names.iter().all(|n| before.contains(n)), "{names:?} vs {before:?}");
+        cluster.stop().await;
+    });
+}
+
+#[test]
+fn foreground_deletion_waits_for_blocking_dependents() {
+    runtime().block_on(async {
+        let cluster = Cluster::start().await;
+        let (deployments, sets, pods) = (cluster.api::<Deployment>(), cluster.api::<ReplicaSet>(), cluster.api::<Pod>());
+        cluster.server.kubectl_apply(&["apply", "-f", "-"], WEB);
+        eventually("3 web pods", || async { (live_pods(&pods, "app=web").await.len() == 3).then_some(()) }).await;
+        let d = deployments.get("web").await.expect("deployment");
+
+        // A dependent that blocks its owner and is held by a finalizer of its own.
+        let held: Pod = serde_json::from_value(json!({
+            "metadata": {
+                "name": "held",
+                "labels": {"app": "held"},
+                "finalizers": ["example.com/hold"],
+                "ownerReferences": [{
+                    "apiVersion": "apps/v1", "kind": "Deployment", "name": "web",
+                    "uid": d.metadata.uid, "blockOwnerDeletion": true
+                }]
+            },
+            "spec": {"containers": [{"name": "c", "image": "busybox"}]}
+        }))
+        .expect("pod");
+        pods.create(&PostParams::default(), &held).await.expect("held pod");
+
+        deployments.delete("web", &kube::api::DeleteParams::foreground()).await.expect("foreground delete");
+        eventually("the replica set and its pods gone first", || async {
+            let rs_left = sets_named(&sets, "web-").await.len();
+            let pods_left = pods.list(&ListParams::default().labels("app=web")).await.ok()?.items.len();
+            (rs_left == 0 && pods_left == 0).then_some(())
+        })
+        .await;
+        let waiting = deployments.get("web").await.expect("the deployment waits for the held pod");
+        assert!(waiting.metadata.deletion_timestamp.is_some());
+        assert_eq!(waiting.metadata.finalizers.as_deref(), Some(&["foregroundDeletion".to_string()][..]));
+        let held = pods.get("held").await.expect("held pod");
+        assert!(held.metadata.deletion_timestamp.is_some(), "the collector deleted the held pod");
+
+        pods.patch("held", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"finalizers": null}})))
+            .await
+            .expect("release the hold");
+        eventually("the deployment gone", || async { deployments.get("web").await.is_err().then_some(()) }).await;
+        cluster.stop().await;
+    });
+}
