@@ -6,12 +6,12 @@
 use std::future::Future;
 use std::time::{Duration, Instant};
 
+use capstan_controllers::CancellationToken;
 use capstan_tests::kube_cluster::Apiserver;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use serde_json::json;
-use capstan_controllers::CancellationToken;
 
 const TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -112,17 +112,22 @@ fn a_replica_set_creates_scales_adopts_and_releases_pods() {
         let owned = eventually("3 pods owned by the replica set", || async {
             let live = live_pods(&pods, "app=rs").await;
             let all_owned = live.iter().all(|p| {
-                p.metadata.owner_references.iter().flatten().any(|r| {
-                    r.uid == uid && r.controller == Some(true) && r.block_owner_deletion == Some(true)
-                })
+                p.metadata
+                    .owner_references
+                    .iter()
+                    .flatten()
+                    .any(|r| r.uid == uid && r.controller == Some(true) && r.block_owner_deletion == Some(true))
             });
             (live.len() == 3 && all_owned).then_some(live)
         })
         .await;
         assert!(owned.iter().any(|p| p.metadata.name.as_deref() == Some("stray")), "the orphan was adopted");
-        assert!(owned.iter().filter(|p| p.metadata.name.as_deref() != Some("stray")).all(|p| {
-            p.metadata.generate_name.as_deref() == Some("rs-")
-        }));
+        assert!(
+            owned
+                .iter()
+                .filter(|p| p.metadata.name.as_deref() != Some("stray"))
+                .all(|p| { p.metadata.generate_name.as_deref() == Some("rs-") })
+        );
         eventually("status.replicas 3", || async {
             let rs = sets.get("rs").await.ok()?;
             let status = rs.status?;
@@ -144,9 +149,13 @@ fn a_replica_set_creates_scales_adopts_and_releases_pods() {
         // A pod relabelled out of the selector is released and replaced.
         let last = live_pods(&pods, "app=rs").await.remove(0);
         let last_name = last.metadata.name.clone().unwrap_or_default();
-        pods.patch(&last_name, &Default::default(), &kube::api::Patch::Merge(json!({"metadata": {"labels": {"app": "gone"}}})))
-            .await
-            .expect("relabel");
+        pods.patch(
+            &last_name,
+            &Default::default(),
+            &kube::api::Patch::Merge(json!({"metadata": {"labels": {"app": "gone"}}})),
+        )
+        .await
+        .expect("relabel");
         eventually("the relabelled pod released", || async {
             let pod = pods.get(&last_name).await.ok()?;
             pod.metadata.owner_references.unwrap_or_default().iter().all(|r| r.uid != uid).then_some(())
@@ -168,9 +177,11 @@ fn start_kubelet(pods: Api<Pod>) -> CancellationToken {
         while !stopped.is_cancelled() {
             let list = pods.list(&ListParams::default()).await.map(|l| l.items).unwrap_or_default();
             for pod in list.iter().filter(|p| p.metadata.deletion_timestamp.is_none()) {
-                let ready = pod.status.as_ref().and_then(|s| s.conditions.as_ref()).is_some_and(|c| {
-                    c.iter().any(|c| c.type_ == "Ready" && c.status == "True")
-                });
+                let ready = pod
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.conditions.as_ref())
+                    .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
                 if ready {
                     continue;
                 }
@@ -229,7 +240,8 @@ fn hash_label(rs: &ReplicaSet) -> String {
 fn a_deployment_rolls_out_scales_and_rolls_back_with_kubectl() {
     runtime().block_on(async {
         let cluster = Cluster::start().await;
-        let (deployments, sets, pods) = (cluster.api::<Deployment>(), cluster.api::<ReplicaSet>(), cluster.api::<Pod>());
+        let (deployments, sets, pods) =
+            (cluster.api::<Deployment>(), cluster.api::<ReplicaSet>(), cluster.api::<Pod>());
         let kubelet = start_kubelet(pods.clone());
         let kubectl = |args: &[&str]| cluster.server.kubectl_ok(args);
 
@@ -282,7 +294,10 @@ fn a_deployment_rolls_out_scales_and_rolls_back_with_kubectl() {
         let second_hash = hash_label(&second);
         let live = live_pods(&pods, "app=web").await;
         assert_eq!(live.len(), 3);
-        assert!(live.iter().all(|p| p.metadata.labels.as_ref().and_then(|l| l.get("pod-template-hash")) == Some(&second_hash)));
+        assert!(
+            live.iter()
+                .all(|p| p.metadata.labels.as_ref().and_then(|l| l.get("pod-template-hash")) == Some(&second_hash))
+        );
         let old = sets.get(&first_name).await.expect("old rs");
         assert_eq!(old.spec.and_then(|s| s.replicas), Some(0));
 
@@ -297,7 +312,8 @@ fn a_deployment_rolls_out_scales_and_rolls_back_with_kubectl() {
         assert_eq!(first.spec.and_then(|s| s.replicas), Some(3));
         eventually("only the first replica set's pods", || async {
             let live = live_pods(&pods, "app=web").await;
-            let all_first = live.iter().all(|p| p.metadata.labels.as_ref().and_then(|l| l.get("pod-template-hash")) == Some(&hash));
+            let all_first =
+                live.iter().all(|p| p.metadata.labels.as_ref().and_then(|l| l.get("pod-template-hash")) == Some(&hash));
             (live.len() == 3 && all_first).then_some(())
         })
         .await;
@@ -374,7 +390,8 @@ fn deletion_cascades_in_the_background_and_orphans_on_request() {
 fn foreground_deletion_waits_for_blocking_dependents() {
     runtime().block_on(async {
         let cluster = Cluster::start().await;
-        let (deployments, sets, pods) = (cluster.api::<Deployment>(), cluster.api::<ReplicaSet>(), cluster.api::<Pod>());
+        let (deployments, sets, pods) =
+            (cluster.api::<Deployment>(), cluster.api::<ReplicaSet>(), cluster.api::<Pod>());
         cluster.server.kubectl_apply(&["apply", "-f", "-"], WEB);
         eventually("3 web pods", || async { (live_pods(&pods, "app=web").await.len() == 3).then_some(()) }).await;
         let d = deployments.get("web").await.expect("deployment");

@@ -64,7 +64,8 @@ impl DeploymentController {
                 None => {
                     for d in deployment_store.state() {
                         let selects = d.spec.as_ref().is_some_and(|s| {
-                            !selector::is_empty(&s.selector) && selector::matches(&s.selector, rs.metadata.labels.as_ref())
+                            !selector::is_empty(&s.selector)
+                                && selector::matches(&s.selector, rs.metadata.labels.as_ref())
                         });
                         if d.metadata.namespace.as_deref() == ns && selects {
                             q.add(ns, d.metadata.name.as_deref().unwrap_or_default());

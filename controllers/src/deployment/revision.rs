@@ -86,7 +86,8 @@ pub fn replica_annotations_differ(rs: &ReplicaSet, desired: i32, max: i32) -> bo
 /// lowest revisions first, only when fully scaled down and settled.
 pub fn history_to_delete<'a>(d: &Deployment, old: &[&'a ReplicaSet]) -> Vec<&'a ReplicaSet> {
     let Some(limit) = d.spec.as_ref().and_then(|s| s.revision_history_limit) else { return Vec::new() };
-    let mut alive: Vec<&ReplicaSet> = old.iter().copied().filter(|rs| rs.metadata.deletion_timestamp.is_none()).collect();
+    let mut alive: Vec<&ReplicaSet> =
+        old.iter().copied().filter(|rs| rs.metadata.deletion_timestamp.is_none()).collect();
     let excess = alive.len() as i64 - i64::from(limit);
     if excess <= 0 {
         return Vec::new();
@@ -115,10 +116,8 @@ mod tests {
     #[test]
     fn a_new_replica_set_gets_revision_and_replica_annotations() {
         let mut d = deployment(4, "1", "1");
-        d.metadata.annotations = Some(BTreeMap::from([
-            ("team".to_string(), "a".to_string()),
-            (REVISION.to_string(), "9".to_string()),
-        ]));
+        d.metadata.annotations =
+            Some(BTreeMap::from([("team".to_string(), "a".to_string()), (REVISION.to_string(), "9".to_string())]));
         let annotations = new_rs_annotations(&d, &rs("new", 0, 0, 0), 3, false, 1).unwrap_or_default();
         assert_eq!(annotations.get("team").map(String::as_str), Some("a"));
         assert_eq!(annotations.get(REVISION).map(String::as_str), Some("3"));
@@ -133,7 +132,7 @@ mod tests {
         let annotations = new_rs_annotations(&d, &old, 3, true, 1).unwrap_or_default();
         assert_eq!(annotations.get(REVISION).map(String::as_str), Some("3"));
         assert_eq!(annotations.get(REVISION_HISTORY).map(String::as_str), Some("1"));
-        assert!(annotations.get(DESIRED_REPLICAS).is_none(), "an existing set keeps its replica annotations");
+        assert!(!annotations.contains_key(DESIRED_REPLICAS), "an existing set keeps its replica annotations");
         let mut bumped = old.clone();
         bumped.metadata.annotations = Some(annotations);
         assert_eq!(new_rs_annotations(&d, &bumped, 3, true, 1), None);
@@ -153,8 +152,11 @@ mod tests {
         if let Some(spec) = d.spec.as_mut() {
             spec.revision_history_limit = Some(1);
         }
-        let (r1, r2, r3) =
-            (with_revision(rs("r1", 5, 0, 0), "1"), with_revision(rs("r2", 0, 0, 0), "2"), with_revision(rs("r3", 1, 0, 0), "3"));
+        let (r1, r2, r3) = (
+            with_revision(rs("r1", 5, 0, 0), "1"),
+            with_revision(rs("r2", 0, 0, 0), "2"),
+            with_revision(rs("r3", 1, 0, 0), "3"),
+        );
         let doomed: Vec<&str> = history_to_delete(&d, &[&r3, &r1, &r2]).into_iter().map(replicas::name).collect();
         assert_eq!(doomed, ["r1", "r2"]);
         let busy = with_revision(rs("busy", 0, 1, 1), "1");

@@ -25,7 +25,8 @@ fn operation(from: i32, to: i32) -> &'static str {
 pub fn plan(d: &Deployment, sets: &[&ReplicaSet], new_index: Option<usize>) -> Vec<Resize> {
     let desired = replicas::desired(d);
     let active: Vec<usize> = (0..sets.len()).filter(|&i| is_active(sets[i])).collect();
-    let resize = |index: usize, size: i32| Resize { index, size, operation: operation(spec_replicas(sets[index]), size) };
+    let resize =
+        |index: usize, size: i32| Resize { index, size, operation: operation(spec_replicas(sets[index]), size) };
 
     // One active set, or none: it (or the newest) takes the full count.
     let target = match active.as_slice() {
@@ -51,8 +52,12 @@ pub fn plan(d: &Deployment, sets: &[&ReplicaSet], new_index: Option<usize>) -> V
     let mut order = active;
     match to_add.cmp(&0) {
         // Up: larger first, newer before older; down: larger first, older before newer.
-        Ordering::Greater => order.sort_by(|a, b| by_size(sets[*a], sets[*b]).then_with(|| by_creation(sets[*b], sets[*a]))),
-        Ordering::Less => order.sort_by(|a, b| by_size(sets[*a], sets[*b]).then_with(|| by_creation(sets[*a], sets[*b]))),
+        Ordering::Greater => {
+            order.sort_by(|a, b| by_size(sets[*a], sets[*b]).then_with(|| by_creation(sets[*b], sets[*a])))
+        }
+        Ordering::Less => {
+            order.sort_by(|a, b| by_size(sets[*a], sets[*b]).then_with(|| by_creation(sets[*a], sets[*b])))
+        }
         Ordering::Equal => {}
     }
     let annotated_fallback = d.status.as_ref().and_then(|s| s.replicas).unwrap_or(0);
@@ -81,7 +86,9 @@ fn by_size(a: &ReplicaSet, b: &ReplicaSet) -> Ordering {
 /// The new set holds the full count, all available (`IsSaturated`).
 fn is_saturated(d: &Deployment, rs: &ReplicaSet) -> bool {
     let desired = replicas::desired(d);
-    replicas::desired_annotation(rs) == Some(desired) && spec_replicas(rs) == desired && replicas::available(rs) == desired
+    replicas::desired_annotation(rs) == Some(desired)
+        && spec_replicas(rs) == desired
+        && replicas::available(rs) == desired
 }
 
 /// How many replicas `rs` gains or loses of `to_add` (`GetReplicaSetProportion`).

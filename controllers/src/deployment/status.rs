@@ -127,9 +127,9 @@ fn is_timed_out(d: &Deployment, status: &DeploymentStatus, now: Timestamp) -> bo
     match condition.reason.as_deref() {
         Some(NEW_RS_AVAILABLE) => false,
         Some(TIMED_OUT) => true,
-        _ => condition
-            .last_update_time
-            .is_some_and(|from| from.0 + SignedDuration::from_secs(i64::from(deadline)) < now),
+        _ => {
+            condition.last_update_time.is_some_and(|from| from.0 + SignedDuration::from_secs(i64::from(deadline)) < now)
+        }
     }
 }
 
@@ -158,7 +158,8 @@ pub fn rollout(
             let message = format!("{subject} has successfully progressed.");
             set_condition(&mut status, new_condition(PROGRESSING, "True", NEW_RS_AVAILABLE, message, now));
         } else if is_progressing(d, &status) {
-            let mut condition = new_condition(PROGRESSING, "True", RS_UPDATED, format!("{subject} is progressing."), now);
+            let mut condition =
+                new_condition(PROGRESSING, "True", RS_UPDATED, format!("{subject} is progressing."), now);
             if let Some(current) = &current {
                 if current.status == "True" {
                     condition.last_transition_time = current.last_transition_time.clone();

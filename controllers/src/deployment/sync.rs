@@ -29,7 +29,8 @@ const RESYNC: Duration = Duration::from_secs(300);
 const RECREATE_POLL: Duration = Duration::from_secs(2);
 
 pub async fn reconcile(d: Arc<Deployment>, ctx: Arc<Context>) -> Result<Action> {
-    let namespace = d.metadata.namespace.clone().ok_or(Error::MissingField { kind: "Deployment", field: "namespace" })?;
+    let namespace =
+        d.metadata.namespace.clone().ok_or(Error::MissingField { kind: "Deployment", field: "namespace" })?;
     let name = d.metadata.name.clone().ok_or(Error::MissingField { kind: "Deployment", field: "name" })?;
     // Conditions carry whole seconds on the wire; compare like with like.
     let now = Timestamp::from_second(Timestamp::now().as_second()).unwrap_or_else(|_| Timestamp::now());
@@ -80,7 +81,11 @@ impl Sync<'_> {
         if paused || scale::is_scaling_event(&self.d, &all) {
             return self.sync_scale(new, old, paused).await;
         }
-        if rolling::is_rolling(&self.d) { self.rollout_rolling(new, old).await } else { self.rollout_recreate(new, old).await }
+        if rolling::is_rolling(&self.d) {
+            self.rollout_rolling(new, old).await
+        } else {
+            self.rollout_recreate(new, old).await
+        }
     }
 
     /// The ReplicaSets this Deployment controls, after adopting matching
@@ -103,7 +108,8 @@ impl Sync<'_> {
                 }
                 Claim::Release => {
                     let uid = self.d.metadata.uid.as_deref().unwrap_or_default();
-                    let patch = owner::owner_references_patch(&rs.metadata, &owner::without_reference(&rs.metadata, uid));
+                    let patch =
+                        owner::owner_references_patch(&rs.metadata, &owner::without_reference(&rs.metadata, uid));
                     self.sets.patch(rs_name, &PatchParams::default(), &Patch::Merge(&patch)).await?;
                 }
             }
@@ -114,7 +120,11 @@ impl Sync<'_> {
     /// The new ReplicaSet (template equal to the Deployment's, hash label
     /// aside) and the old ones; the new one is moved to the next revision,
     /// or created when `create` (`getAllReplicaSetsAndSyncRevision`).
-    async fn new_and_old(&mut self, mut sets: Vec<ReplicaSet>, create: bool) -> Result<(Option<ReplicaSet>, Vec<ReplicaSet>)> {
+    async fn new_and_old(
+        &mut self,
+        mut sets: Vec<ReplicaSet>,
+        create: bool,
+    ) -> Result<(Option<ReplicaSet>, Vec<ReplicaSet>)> {
         let template = self.d.spec.as_ref().map(|s| s.template.clone()).unwrap_or_default();
         sets.sort_by(replicas::by_creation);
         let position = sets.iter().position(|rs| {
@@ -136,10 +146,14 @@ impl Sync<'_> {
         let min_ready = self.d.spec.as_ref().and_then(|s| s.min_ready_seconds).unwrap_or(0);
         let min_ready_differs = rs.spec.as_ref().and_then(|s| s.min_ready_seconds).unwrap_or(0) != min_ready;
         if annotations.is_some() || min_ready_differs {
-            let patch = json!({
-                "metadata": {"annotations": annotations, "resourceVersion": rs.metadata.resource_version},
+            let mut patch = json!({
+                "metadata": {"resourceVersion": rs.metadata.resource_version},
                 "spec": {"minReadySeconds": min_ready},
             });
+            // A null would clear every annotation in a merge patch.
+            if let Some(annotations) = annotations {
+                patch["metadata"]["annotations"] = json!(annotations);
+            }
             rs = self.sets.patch(replicas::name(&rs), &PatchParams::default(), &Patch::Merge(&patch)).await?;
         }
         self.sync_revision_annotation(replicas::revision(&rs)).await?;
@@ -184,7 +198,8 @@ impl Sync<'_> {
         if let Some(s) = rs.spec.as_mut() {
             s.replicas = Some(size);
         }
-        rs.metadata.annotations = revision::new_rs_annotations(&self.d, &rs, new_revision, false, rolling::max_surge(&self.d));
+        rs.metadata.annotations =
+            revision::new_rs_annotations(&self.d, &rs, new_revision, false, rolling::max_surge(&self.d));
 
         let created = match self.sets.create(&PostParams::default(), &rs).await {
             Ok(created) => created,
@@ -199,12 +214,22 @@ impl Sync<'_> {
                     status::set_condition(self.d.status.get_or_insert_default(), condition);
                     self.write_status(self.d.status.clone().unwrap_or_default()).await?;
                 }
-                self.event(EventType::Warning, "FailedCreate", &format!("Failed to create new replica set \"{rs_name}\": {err}")).await;
+                self.event(
+                    EventType::Warning,
+                    "FailedCreate",
+                    &format!("Failed to create new replica set \"{rs_name}\": {err}"),
+                )
+                .await;
                 return Err(err);
             }
         };
         if size > 0 {
-            self.event(EventType::Normal, "ScalingReplicaSet", &format!("Scaled up replica set {rs_name} from 0 to {size}")).await;
+            self.event(
+                EventType::Normal,
+                "ScalingReplicaSet",
+                &format!("Scaled up replica set {rs_name} from 0 to {size}"),
+            )
+            .await;
         }
         if status::has_progress_deadline(&self.d) {
             let message = format!("Created new replica set \"{rs_name}\"");
@@ -324,7 +349,8 @@ impl Sync<'_> {
             scaled |= self.resize(rs, 0).await?;
         }
         if scaled || self.old_pods_running(&old) {
-            let (status, _) = status::rollout(&self.d, &old.iter().chain(new.as_ref()).collect::<Vec<_>>(), new.as_ref(), self.now);
+            let (status, _) =
+                status::rollout(&self.d, &old.iter().chain(new.as_ref()).collect::<Vec<_>>(), new.as_ref(), self.now);
             self.write_status(status).await?;
             return Ok(Action::requeue(RECREATE_POLL));
         }

@@ -161,7 +161,11 @@ mod tests {
             uid: uid.into(),
             owners: owners
                 .iter()
-                .map(|(o, block)| OwnerReference { uid: o.to_string(), block_owner_deletion: Some(*block), ..Default::default() })
+                .map(|(o, block)| OwnerReference {
+                    uid: o.to_string(),
+                    block_owner_deletion: Some(*block),
+                    ..Default::default()
+                })
                 .collect(),
             ..Node::default()
         }
@@ -196,20 +200,23 @@ mod tests {
 
     #[test]
     fn foreground_deletion_cascades_and_waits_for_blocking_dependents() {
-        let nodes = [
-            deleting(node("deploy", &[]), FOREGROUND),
-            node("rs", &[("deploy", true)]),
-            node("pod", &[("rs", true)]),
-        ];
+        let nodes =
+            [deleting(node("deploy", &[]), FOREGROUND), node("rs", &[("deploy", true)]), node("pod", &[("rs", true)])];
         let decisions = Graph::new(&nodes).decide(&gone(&[]));
         assert_eq!(decisions, [Decision::Delete { node: 1, propagation: "Foreground" }], "the owner keeps waiting");
 
         // The ReplicaSet, itself deleting in the foreground, goes once its
         // pods are gone; until then the Deployment waits for it.
         let nodes = [deleting(node("deploy", &[]), FOREGROUND), deleting(node("rs", &[("deploy", true)]), FOREGROUND)];
-        assert_eq!(Graph::new(&nodes).decide(&gone(&[])), [Decision::RemoveFinalizer { node: 1, finalizer: FOREGROUND }]);
+        assert_eq!(
+            Graph::new(&nodes).decide(&gone(&[])),
+            [Decision::RemoveFinalizer { node: 1, finalizer: FOREGROUND }]
+        );
         let nodes = [deleting(node("deploy", &[]), FOREGROUND)];
-        assert_eq!(Graph::new(&nodes).decide(&gone(&[])), [Decision::RemoveFinalizer { node: 0, finalizer: FOREGROUND }]);
+        assert_eq!(
+            Graph::new(&nodes).decide(&gone(&[])),
+            [Decision::RemoveFinalizer { node: 0, finalizer: FOREGROUND }]
+        );
 
         // A leaf is deleted in the background; non-blocking dependents do not hold the owner.
         let nodes = [deleting(node("rs", &[]), FOREGROUND), node("pod", &[("rs", false)])];

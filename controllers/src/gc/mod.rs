@@ -60,9 +60,8 @@ impl GarbageCollector {
         let GarbageCollector { client, kinds, informers, dirty } = self;
         let stores: Vec<Store<DynamicObject>> = informers.iter().map(Informer::store).collect();
         let names: Vec<String> = kinds.iter().map(|k| k.resource.plural.clone()).collect();
-        let watches = join_all(informers.into_iter().zip(&names).map(|(informer, name)| {
-            informer.run(name, shutdown.clone())
-        }));
+        let watches =
+            join_all(informers.into_iter().zip(&names).map(|(informer, name)| informer.run(name, shutdown.clone())));
         let collector = Collector { client, kinds, stores };
         let passes = async {
             for (store, kind) in collector.stores.iter().zip(&collector.kinds) {
@@ -137,8 +136,9 @@ impl Collector {
     }
 
     async fn apply(&self, nodes: &[Node], decision: &Decision) -> Result<()> {
-        let (Decision::Delete { node, .. } | Decision::RemoveOwners { node, .. } | Decision::RemoveFinalizer { node, .. }) =
-            decision;
+        let (Decision::Delete { node, .. }
+        | Decision::RemoveOwners { node, .. }
+        | Decision::RemoveFinalizer { node, .. }) = decision;
         let target = &nodes[*node];
         let Some(kind) = self.kinds.get(target.kind) else { return Ok(()) };
         let api = self.api(kind, target.namespace.as_deref());
@@ -161,7 +161,8 @@ impl Collector {
             Decision::RemoveOwners { owners, .. } => {
                 tracing::info!(kind = kind.resource.kind, name = target.name, ?owners, "removing owner references");
                 let remaining: Vec<_> = target.owners.iter().filter(|o| !owners.contains(&o.uid)).collect();
-                let patch = json!({"metadata": {"ownerReferences": remaining, "resourceVersion": target.resource_version}});
+                let patch =
+                    json!({"metadata": {"ownerReferences": remaining, "resourceVersion": target.resource_version}});
                 api.patch(&target.name, &PatchParams::default(), &Patch::Merge(&patch)).await?;
             }
             Decision::RemoveFinalizer { finalizer, .. } => {

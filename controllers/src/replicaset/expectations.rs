@@ -36,8 +36,12 @@ pub struct Expectations {
 impl Expectations {
     /// Replaces `key`'s record before `creates` creations or the deletion of `deletes`.
     pub fn expect(&self, key: &str, creates: usize, deletes: impl IntoIterator<Item = String>, now: Instant) {
-        let expected =
-            Expected { unnamed_creates: creates, created: HashSet::new(), deleted: deletes.into_iter().collect(), since: now };
+        let expected = Expected {
+            unnamed_creates: creates,
+            created: HashSet::new(),
+            deleted: deletes.into_iter().collect(),
+            since: now,
+        };
         self.with(|m| m.insert(key.to_string(), expected));
     }
 

@@ -82,7 +82,8 @@ impl ReplicaSetController {
                 None => {
                     for rs in rs_store.state() {
                         let selects = rs.spec.as_ref().is_some_and(|s| {
-                            !selector::is_empty(&s.selector) && selector::matches(&s.selector, pod.metadata.labels.as_ref())
+                            !selector::is_empty(&s.selector)
+                                && selector::matches(&s.selector, pod.metadata.labels.as_ref())
                         });
                         if rs.metadata.namespace.as_deref() == ns && selects {
                             queue.add(ns, rs.metadata.name.as_deref().unwrap_or_default());
@@ -111,7 +112,8 @@ fn key(namespace: Option<&str>, name: &str) -> String {
 
 async fn reconcile(rs: Arc<ReplicaSet>, ctx: Arc<Context>) -> Result<Action> {
     let name = rs.metadata.name.clone().ok_or(Error::MissingField { kind: "ReplicaSet", field: "name" })?;
-    let namespace = rs.metadata.namespace.clone().ok_or(Error::MissingField { kind: "ReplicaSet", field: "namespace" })?;
+    let namespace =
+        rs.metadata.namespace.clone().ok_or(Error::MissingField { kind: "ReplicaSet", field: "namespace" })?;
     let key = key(Some(&namespace), &name);
     let Some(spec) = rs.spec.as_ref() else { return Ok(Action::await_change()) };
     if selector::is_empty(&spec.selector) {
@@ -124,7 +126,11 @@ async fn reconcile(rs: Arc<ReplicaSet>, ctx: Arc<Context>) -> Result<Action> {
         &key,
         Instant::now(),
         |pod_name| in_namespace.iter().any(|p| p.metadata.name.as_deref() == Some(pod_name)),
-        |uid| in_namespace.iter().any(|p| p.metadata.uid.as_deref() == Some(uid) && p.metadata.deletion_timestamp.is_none()),
+        |uid| {
+            in_namespace
+                .iter()
+                .any(|p| p.metadata.uid.as_deref() == Some(uid) && p.metadata.deletion_timestamp.is_none())
+        },
     );
     let owned = claim_pods(&ctx, &rs, &in_namespace).await?;
 
@@ -168,7 +174,8 @@ async fn claim_pods(ctx: &Context, rs: &ReplicaSet, in_namespace: &[Arc<Pod>]) -
             Claim::Ignore => {}
             Claim::Adopt => {
                 let Some(reference) = owner::controller_ref(rs) else { continue };
-                let patch = owner::owner_references_patch(&pod.metadata, &owner::with_reference(&pod.metadata, reference));
+                let patch =
+                    owner::owner_references_patch(&pod.metadata, &owner::with_reference(&pod.metadata, reference));
                 match api.patch(pod_name, &PatchParams::default(), &Patch::Merge(&patch)).await {
                     Ok(adopted) => {
                         tracing::info!(pod = pod_name, replicaset = ?rs.metadata.name, "adopted pod");
@@ -229,7 +236,9 @@ async fn create_pods(ctx: &Context, rs: &ReplicaSet, key: &str, count: usize) ->
                 Ok(created) => {
                     let pod_name = created.metadata.name.unwrap_or_default();
                     ctx.expectations.created(key, &pod_name);
-                    ctx.recorder.record(&rs_ref, EventType::Normal, "SuccessfulCreate", &format!("Created pod: {pod_name}")).await;
+                    ctx.recorder
+                        .record(&rs_ref, EventType::Normal, "SuccessfulCreate", &format!("Created pod: {pod_name}"))
+                        .await;
                 }
                 Err(err) => {
                     ctx.expectations.create_failed(key);
@@ -266,7 +275,9 @@ async fn delete_pods(ctx: &Context, rs: &ReplicaSet, key: &str, victims: &[&Pod]
         let name = pod.metadata.name.as_deref().unwrap_or_default();
         match result {
             Ok(_) => {
-                ctx.recorder.record(&rs_ref, EventType::Normal, "SuccessfulDelete", &format!("Deleted pod: {name}")).await;
+                ctx.recorder
+                    .record(&rs_ref, EventType::Normal, "SuccessfulDelete", &format!("Deleted pod: {name}"))
+                    .await;
             }
             // Already gone is what was wanted.
             Err(err) if err.is_status(404) => {}

@@ -24,7 +24,7 @@ pub fn pods_to_delete<'a>(candidates: &[&'a Pod], related: &[&Pod], count: usize
     }
     let mut ranked: Vec<(&Pod, usize)> =
         candidates.iter().map(|p| (*p, on_node.get(pods::node_name(p)).copied().unwrap_or(0))).collect();
-    ranked.sort_by(|a, b| delete_first(a, b));
+    ranked.sort_by(delete_first);
     ranked.into_iter().take(count).map(|(pod, _)| pod).collect()
 }
 
@@ -107,7 +107,10 @@ mod tests {
         let unknown = on("n4", pod("unknown", "Unknown", None));
         let unassigned = pod("unassigned", "Running", Some(0));
         let all = [&running_ready, &running, &pending, &unknown, &unassigned];
-        assert_eq!(names(pods_to_delete(&all, &all, 5)), ["unassigned", "pending", "unknown", "running", "running-ready"]);
+        assert_eq!(
+            names(pods_to_delete(&all, &all, 5)),
+            ["unassigned", "pending", "unknown", "running", "running-ready"]
+        );
         assert_eq!(names(pods_to_delete(&all, &all, 2)), ["unassigned", "pending"]);
     }
 
