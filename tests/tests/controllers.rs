@@ -432,3 +432,45 @@ fn foreground_deletion_waits_for_blocking_dependents() {
         cluster.stop().await;
     });
 }
+
+#[test]
+fn recreate_and_paused_rollouts() {
+    runtime().block_on(async {
+        let cluster = Cluster::start().await;
+        let (deployments, sets, pods) =
+            (cluster.api::<Deployment>(), cluster.api::<ReplicaSet>(), cluster.api::<Pod>());
+        let kubelet = start_kubelet(pods.clone());
+        let kubectl = |args: &[&str]| cluster.server.kubectl_ok(args);
+        let recreate = WEB.replace("  replicas: 3\n", "  replicas: 2\n  strategy: {type: Recreate}\n");
+        cluster.server.kubectl_apply(&["apply", "-f", "-"], &recreate);
+        kubectl(&["rollout", "status", "deployment/web", "--timeout=60s"]);
+        let uid = deployments.get("web").await.expect("deployment").metadata.uid.unwrap_or_default();
+
+        tracing_phase("paused: a template change waits for resume");
+        kubectl(&["rollout", "pause", "deployment/web"]);
+        kubectl(&["set", "image", "deployment/web", "c=nginx:2"]);
+        eventually("the paused change observed", || async {
+            let d = deployments.get("web").await.ok()?;
+            let status = d.status?;
+            let paused = status.conditions.iter().flatten().any(|c| {
+                c.type_ == "Progressing" && c.reason.as_deref() == Some("DeploymentPaused") && c.status == "Unknown"
+            });
+            (paused && status.observed_generation == d.metadata.generation).then_some(())
+        })
+        .await;
+        assert_eq!(owned_sets(&sets, &uid).await.len(), 1, "no new replica set while paused");
+
+        tracing_phase("resumed: Recreate scales the old set to zero before the new one comes up");
+        kubectl(&["rollout", "resume", "deployment/web"]);
+        let out = kubectl(&["rollout", "status", "deployment/web", "--timeout=60s"]);
+        assert!(out.contains("successfully rolled out"), "{out}");
+        let owned = owned_sets(&sets, &uid).await;
+        assert_eq!(owned.len(), 2);
+        let sizes: Vec<i32> = owned.iter().filter_map(|rs| rs.spec.as_ref().and_then(|s| s.replicas)).collect();
+        assert!(sizes.contains(&0) && sizes.contains(&2), "{sizes:?}");
+        let events = kubectl(&["get", "events", "--field-selector", "involvedObject.name=web"]);
+        assert!(events.contains("from 2 to 0"), "{events}");
+        kubelet.cancel();
+        cluster.stop().await;
+    });
+}

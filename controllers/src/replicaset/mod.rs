@@ -176,19 +176,24 @@ async fn claim_pods(ctx: &Context, rs: &ReplicaSet, in_namespace: &[Arc<Pod>]) -
                 let Some(reference) = owner::controller_ref(rs) else { continue };
                 let patch =
                     owner::owner_references_patch(&pod.metadata, &owner::with_reference(&pod.metadata, reference));
-                match api.patch(pod_name, &PatchParams::default(), &Patch::Merge(&patch)).await {
+                match api.patch(pod_name, &PatchParams::default(), &Patch::Merge(&patch)).await.map_err(Error::from) {
                     Ok(adopted) => {
                         tracing::info!(pod = pod_name, replicaset = ?rs.metadata.name, "adopted pod");
                         owned.push(Arc::new(adopted));
                     }
-                    Err(err) => tracing::debug!(pod = pod_name, %err, "adoption failed; will retry"),
+                    // Gone meanwhile: nothing to count.
+                    Err(err) if err.is_status(404) => {}
+                    // Counting without it could create a pod too many.
+                    Err(err) => return Err(err),
                 }
             }
             Claim::Release => {
                 let uid = rs.metadata.uid.as_deref().unwrap_or_default();
                 let patch = owner::owner_references_patch(&pod.metadata, &owner::without_reference(&pod.metadata, uid));
-                if let Err(err) = api.patch(pod_name, &PatchParams::default(), &Patch::Merge(&patch)).await {
-                    tracing::debug!(pod = pod_name, %err, "release failed; will retry");
+                match api.patch(pod_name, &PatchParams::default(), &Patch::Merge(&patch)).await.map_err(Error::from) {
+                    Ok(_) => tracing::info!(pod = pod_name, replicaset = ?rs.metadata.name, "released pod"),
+                    Err(err) if err.is_status(404) => {}
+                    Err(err) => return Err(err),
                 }
             }
         }
