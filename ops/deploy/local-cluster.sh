@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# A local control plane on 127.0.0.1: the three-member store of
-# local-store.sh, plus two apiserver replicas over it (6443 and 6444).
-#   local-cluster.sh up       build (release), start the store and the apiservers
-#   local-cluster.sh status   store endpoints and apiserver readiness
-#   local-cluster.sh down     stop everything (data stays in $DATA)
+# A local cluster on 127.0.0.1: the three-member store of local-store.sh,
+# two apiserver replicas over it (6443 and 6444), two controller-managers and
+# two schedulers (leader-elected: one of each acts), and a node agent running
+# pods on containerd (prepared by containerd-setup.sh, which needs root).
+#   local-cluster.sh up       build (release), start everything, run a sample Deployment
+#   local-cluster.sh status   store endpoints, apiserver readiness, nodes and pods
+#   local-cluster.sh down     stop everything (data stays in $DATA; pods are stopped)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -35,17 +37,55 @@ up() {
     if kubectl --kubeconfig "$DATA/api1/admin.kubeconfig" get --raw /readyz >/dev/null 2>&1; then break; fi
     sleep 0.2
   done
+  # One controller-manager and one scheduler per apiserver replica.
+  for i in 1 2; do
+    start "cm$i" controller-manager --kubeconfig "$DATA/api$i/controller-manager.kubeconfig"
+    start "sched$i" scheduler --kubeconfig "$DATA/api$i/scheduler.kubeconfig"
+  done
+  ops/deploy/containerd-setup.sh
+  start agent agent --kubeconfig "$DATA/api1/kubelet.kubeconfig" \
+    --container-runtime-endpoint unix:///run/containerd/containerd.sock
+  export KUBECONFIG="$DATA/api1/admin.kubeconfig"
+  for _ in $(seq 1 150); do
+    kubectl get nodes 2>/dev/null | grep -q ' Ready ' && break
+    sleep 0.2
+  done
+  kubectl apply -f ops/deploy/sample-deployment.yaml
+  kubectl rollout status deployment/hello --timeout=120s
+  kubectl get nodes -o wide
+  kubectl get pods -o wide
   echo
-  echo "Kubernetes API: https://127.0.0.1:6443 and https://127.0.0.1:6444 (logs in $DATA/api1.log, api2.log)"
+  echo "Kubernetes API: https://127.0.0.1:6443 and https://127.0.0.1:6444 (logs in $DATA/*.log)"
   echo "  export KUBECONFIG=$DATA/api1/admin.kubeconfig    # api2/admin.kubeconfig for the other replica"
-  echo "  kubectl get ns"
-  echo "  kubectl create deployment web --image=nginx --replicas=2"
   echo "  kubectl get deploy,rs,pods -o wide"
+  echo "  kubectl scale deployment hello --replicas=5"
+  echo "  kubectl describe pod -l app=hello"
+  echo "  ctr -n k8s.io containers ls"
   echo "  $0 down"
 }
 
+# start NAME ARGS...: runs `capstan ARGS...` in the background unless running.
+start() {
+  local name="$1"
+  shift
+  if [ -f "$DATA/$name.pid" ] && kill -0 "$(cat "$DATA/$name.pid")" 2>/dev/null; then
+    echo "$name already running"
+    return
+  fi
+  "$BIN" "$@" >>"$DATA/$name.log" 2>&1 &
+  echo $! >"$DATA/$name.pid"
+}
+
 down() {
-  for name in api1 api2; do
+  # The sample pods go first, while the agent still runs to stop them.
+  if [ -f "$DATA/agent.pid" ] && kill -0 "$(cat "$DATA/agent.pid")" 2>/dev/null; then
+    kubectl --kubeconfig "$DATA/api1/admin.kubeconfig" delete deployment hello --ignore-not-found --wait=false || true
+    for _ in $(seq 1 100); do
+      [ -z "$(kubectl --kubeconfig "$DATA/api1/admin.kubeconfig" get pods -o name 2>/dev/null)" ] && break
+      sleep 0.2
+    done
+  fi
+  for name in agent sched1 sched2 cm1 cm2 api1 api2; do
     if [ -f "$DATA/$name.pid" ]; then
       kill "$(cat "$DATA/$name.pid")" 2>/dev/null || true
       rm -f "$DATA/$name.pid"
@@ -61,6 +101,7 @@ status() {
     kubectl --kubeconfig "$DATA/$name/admin.kubeconfig" get --raw /readyz 2>&1 || true
     echo
   done
+  kubectl --kubeconfig "$DATA/api1/admin.kubeconfig" get nodes,pods -o wide 2>&1 || true
 }
 
 case "${1:-}" in

@@ -82,6 +82,9 @@ pub struct ServerArgs {
     listen_peer_urls: String,
     #[command(flatten)]
     serving: ServingArgs,
+    /// Do not run the controller-manager in this process.
+    #[arg(long, env = "CAPSTAN_DISABLE_CONTROLLER_MANAGER")]
+    disable_controller_manager: bool,
     /// Do not run the scheduler in this process.
     #[arg(long, env = "CAPSTAN_DISABLE_SCHEDULER")]
     disable_scheduler: bool,
@@ -97,11 +100,19 @@ pub async fn run_server(args: ServerArgs) -> anyhow::Result<()> {
     let data_dir = args.serving.data_dir.clone();
     let config = args.serving.config(vec![args.listen_client_urls.clone()]);
     // A previous start's kubeconfigs may name another port: wait for new ones.
-    for file in ["scheduler.kubeconfig"] {
+    for file in ["controller-manager.kubeconfig", "scheduler.kubeconfig"] {
         let _ = std::fs::remove_file(data_dir.join(file));
     }
     let shutdown = CancellationToken::new();
     let mut components = tokio::task::JoinSet::new();
+    if !args.disable_controller_manager {
+        let (election, shutdown) = (args.election.clone(), shutdown.clone());
+        let kubeconfig = data_dir.join("controller-manager.kubeconfig");
+        components.spawn(async move {
+            let client = component_client(&kubeconfig).await?;
+            crate::controller_manager_cmd::run_in_process(client, &election, shutdown).await
+        });
+    }
     if !args.disable_scheduler {
         let (election, shutdown) = (args.election.clone(), shutdown.clone());
         let kubeconfig = data_dir.join("scheduler.kubeconfig");

@@ -4,6 +4,7 @@ mod agent_cmd;
 mod apiserver_cmd;
 mod certs_cmd;
 mod components;
+mod controller_manager_cmd;
 mod ctl_cmd;
 mod scheduler_cmd;
 mod snapshot_cmd;
@@ -29,6 +30,8 @@ enum Command {
     Server(apiserver_cmd::ServerArgs),
     /// Run one Kubernetes API replica over a store cluster.
     Apiserver(apiserver_cmd::ApiserverArgs),
+    /// Run the controllers (Deployments, ReplicaSets, garbage collection), leader-elected.
+    ControllerManager(controller_manager_cmd::ControllerManagerArgs),
     /// Run the scheduler, leader-elected.
     Scheduler(scheduler_cmd::SchedulerArgs),
     /// Run the node agent: registers this machine as a Node and runs its pods on containerd.
@@ -54,6 +57,7 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Server(args) => runtime.block_on(apiserver_cmd::run_server(args)),
         Command::Apiserver(args) => runtime.block_on(apiserver_cmd::run(args)),
+        Command::ControllerManager(args) => runtime.block_on(controller_manager_cmd::run(args)),
         Command::Scheduler(args) => runtime.block_on(scheduler_cmd::run(args)),
         Command::Agent(args) => runtime.block_on(agent_cmd::run(args)),
         Command::Store(args) => runtime.block_on(store_cmd::run(args)),

@@ -6,6 +6,7 @@
 //! (`cargo build -p capstan` first), or at `$CAPSTAN_BIN`.
 
 pub mod chaos;
+pub mod components;
 pub mod ctl;
 pub mod etcdctl;
 pub mod kube_cluster;

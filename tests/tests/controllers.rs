@@ -27,7 +27,7 @@ struct Cluster {
 impl Cluster {
     async fn start() -> Cluster {
         let dir = tempfile::tempdir().expect("tempdir");
-        let server = Apiserver::server(&dir.path().join("cp"));
+        let server = Apiserver::api_only(&dir.path().join("cp"));
         let client = server.client().await;
         let shutdown = CancellationToken::new();
         let controllers = tokio::spawn(capstan_controllers::run(client.clone(), shutdown.clone()));
