@@ -4,7 +4,8 @@
 //! - `replicaset`: pods from a template, adoption, expectations, status;
 //! - `deployment`: ReplicaSets per template revision, rolling and recreate
 //!   rollouts, history cleanup, status and conditions;
-//! - `gc`: cascading deletion by ownerReferences (background, foreground, orphan).
+//! - `gc`: cascading deletion by ownerReferences (background, foreground, orphan);
+//! - `namespace`: a deleted namespace's content goes, then the namespace.
 //!
 //! Shared pieces: `informer` (one watch and cache per kind, with handlers),
 //! `runtime` (work queue and applier), `owner` (controller refs and claims),
@@ -14,6 +15,7 @@ mod deployment;
 mod error;
 mod gc;
 mod informer;
+mod namespace;
 mod owner;
 mod pods;
 mod replicaset;
@@ -53,6 +55,10 @@ pub async fn run(client: Client, shutdown: CancellationToken) -> Result<()> {
             replica_set_controller.run(shutdown.clone()),
             deployment_controller.run(shutdown.clone()),
             garbage_collector.run(shutdown.clone()),
+            async {
+                namespace::run(client.clone(), shutdown.clone()).await;
+                Ok(())
+            },
         );
         // A controller that failed takes the others down with it.
         stop_all.cancel();

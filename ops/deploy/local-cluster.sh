@@ -14,6 +14,8 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/capstan-target}"
 BIN="$CARGO_TARGET_DIR/release/capstan"
 ENDPOINTS="127.0.0.1:2379,127.0.0.1:22379,127.0.0.1:32379"
 API_PORTS=(6443 6444)
+ROOT=""
+[ "$(id -u)" -eq 0 ] || ROOT="sudo"
 
 up() {
   ops/deploy/local-store.sh up
@@ -42,8 +44,9 @@ up() {
     start "cm$i" controller-manager --kubeconfig "$DATA/api$i/controller-manager.kubeconfig"
     start "sched$i" scheduler --kubeconfig "$DATA/api$i/scheduler.kubeconfig"
   done
-  ops/deploy/containerd-setup.sh
-  start agent agent --kubeconfig "$DATA/api1/kubelet.kubeconfig" \
+  # containerd and the agent that drives it run as root.
+  $ROOT ops/deploy/containerd-setup.sh
+  ROOT_PREFIX="$ROOT" start agent agent --kubeconfig "$DATA/api1/kubelet.kubeconfig" \
     --container-runtime-endpoint unix:///run/containerd/containerd.sock
   export KUBECONFIG="$DATA/api1/admin.kubeconfig"
   for _ in $(seq 1 150); do
@@ -72,7 +75,7 @@ start() {
     echo "$name already running"
     return
   fi
-  "$BIN" "$@" >>"$DATA/$name.log" 2>&1 &
+  ${ROOT_PREFIX:-} "$BIN" "$@" >>"$DATA/$name.log" 2>&1 &
   echo $! >"$DATA/$name.pid"
 }
 
@@ -87,7 +90,8 @@ down() {
   fi
   for name in agent sched1 sched2 cm1 cm2 api1 api2; do
     if [ -f "$DATA/$name.pid" ]; then
-      kill "$(cat "$DATA/$name.pid")" 2>/dev/null || true
+      pid="$(cat "$DATA/$name.pid")"
+      kill "$pid" 2>/dev/null || $ROOT kill "$pid" 2>/dev/null || true
       rm -f "$DATA/$name.pid"
     fi
   done

@@ -26,7 +26,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run a control-plane member: the embedded store and the Kubernetes API.
+    /// Run a control-plane member: the embedded store, the Kubernetes API, the controller-manager and the scheduler.
     Server(apiserver_cmd::ServerArgs),
     /// Run one Kubernetes API replica over a store cluster.
     Apiserver(apiserver_cmd::ApiserverArgs),

@@ -28,8 +28,8 @@ pub async fn run_in_process(
     election: &LeaderElectionArgs,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let schedule = |client, leading| async move { capstan_scheduler::run(client, capstan_scheduler::DEFAULT_SCHEDULER_NAME, leading).await };
-    run_elected(client, LEASE, election, shutdown, schedule)
-        .await
-        .map_err(|e| anyhow::anyhow!("scheduler: {e}"))
+    let schedule = |client, leading| async move {
+        capstan_scheduler::run(client, capstan_scheduler::DEFAULT_SCHEDULER_NAME, leading).await
+    };
+    run_elected(client, LEASE, election, shutdown, schedule).await.map_err(|e| anyhow::anyhow!("scheduler: {e}"))
 }

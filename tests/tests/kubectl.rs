@@ -171,6 +171,24 @@ fn create_replace_delete_and_kubernetes_error_messages() {
 }
 
 #[test]
+fn deleting_a_namespace_deletes_what_is_in_it_then_the_namespace() {
+    let Some((_dir, cp)) = start() else { return };
+    cp.kubectl_ok(&["create", "namespace", "doomed"]);
+    cp.kubectl_ok(&["create", "configmap", "settings", "-n", "doomed", "--from-literal=a=b"]);
+    cp.kubectl_apply(&["apply", "-n", "doomed", "-f", "-"], DEPLOYMENT);
+    wait_for(Duration::from_secs(30), "the deployment's pods", || {
+        let pods = cp.kubectl_ok(&["get", "pods", "-n", "doomed", "-o", "name"]);
+        (pods.lines().count() == 2).then_some(())
+    });
+    // kubectl waits for the namespace to be gone, as on Kubernetes.
+    let deleted = cp.kubectl_ok(&["delete", "namespace", "doomed", "--timeout=60s"]);
+    assert!(deleted.contains("namespace \"doomed\" deleted"), "{deleted}");
+    let gone = cp.kubectl_err(&["get", "namespace", "doomed"]);
+    assert!(gone.contains("not found"), "{gone}");
+    assert_eq!(cp.kubectl_ok(&["get", "configmaps,deployments,pods", "-n", "doomed", "-o", "name"]).trim(), "");
+}
+
+#[test]
 fn scale_label_annotate_and_every_patch_type() {
     let Some((_dir, cp)) = start() else { return };
     cp.kubectl_apply(&["apply", "-f", "-"], DEPLOYMENT);

@@ -103,7 +103,6 @@ impl Cluster {
     fn containers_of(&self, uid: &str) -> Vec<String> {
         containerd_containers(&[("io.kubernetes.pod.uid", uid), ("io.cri-containerd.kind", "container")])
     }
-
 }
 
 impl Drop for Cluster {
@@ -180,7 +179,10 @@ fn a_deployment_runs_heals_scales_rolls_back_and_goes() {
     c.kubectl(&["patch", "deployment/hello", "--type=json", "-p", patch]);
     c.kubectl(&["rollout", "status", "deployment/hello", "--timeout=120s"]);
     let commands = |c: &Cluster| {
-        c.jsonpath(&["get", "pods", "-l", "app=hello"], "{range .items[*]}{.spec.containers[0].command[2]}{\"\\n\"}{end}")
+        c.jsonpath(
+            &["get", "pods", "-l", "app=hello"],
+            "{range .items[*]}{.spec.containers[0].command[2]}{\"\\n\"}{end}",
+        )
     };
     let rolled = c.wait_running("app=hello", 3);
     assert_eq!(rolled.len(), 3);
@@ -194,7 +196,8 @@ fn a_deployment_runs_heals_scales_rolls_back_and_goes() {
         let commands = commands(c);
         (c.running_pods("app=hello").len() == 3 && commands.lines().all(|l| l.starts_with("echo v1"))).then_some(())
     });
-    let revision = c.jsonpath(&["get", "deployment", "hello"], "{.metadata.annotations.deployment\\.kubernetes\\.io/revision}");
+    let revision =
+        c.jsonpath(&["get", "deployment", "hello"], "{.metadata.annotations.deployment\\.kubernetes\\.io/revision}");
     assert_eq!(revision, "3");
 
     // Deleting the Deployment removes its ReplicaSets, pods and containers.
@@ -318,7 +321,8 @@ fn standby_controller_manager_and_scheduler_take_over_from_killed_leaders() {
     let Some(c) = Cluster::start_with("failover", &["--disable-controller-manager", "--disable-scheduler"]) else {
         return;
     };
-    let mut managers = [Component::controller_manager(&c.server, "cm1"), Component::controller_manager(&c.server, "cm2")];
+    let mut managers =
+        [Component::controller_manager(&c.server, "cm1"), Component::controller_manager(&c.server, "cm2")];
     let mut schedulers = [Component::scheduler(&c.server, "sched1"), Component::scheduler(&c.server, "sched2")];
     c.apply(&deployment("first", 1, "first"));
     c.wait_running("app=first", 1);

@@ -247,11 +247,12 @@ fn cluster_roles() -> Vec<Value> {
                 rule(&["create"], &[CORE], &["serviceaccounts/token"]),
                 // capstan's controllers act as the controller-manager itself (Kubernetes'
                 // --use-service-account-credentials=false), so its role carries their rules:
-                // the replicaset and deployment controllers', and the garbage collector's.
+                // the replicaset, deployment and namespace controllers', and the garbage collector's.
                 rule(READ_WRITE, &[CORE], &["pods"]),
                 rule(READ_WRITE, &[APPS], &["deployments", "replicasets"]),
                 rule(&["patch", "update"], &[APPS], &["deployments/status", "replicasets/status"]),
-                rule(&["delete", "get", "list", "patch", "update", "watch"], &["*"], &["*"]),
+                rule(&["delete", "deletecollection", "get", "list", "patch", "update", "watch"], &["*"], &["*"]),
+                rule(&["update"], &[CORE], &["namespaces/finalize", "namespaces/status"]),
             ],
         ),
         cluster_role(
