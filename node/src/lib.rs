@@ -27,7 +27,6 @@ pub mod pod_util;
 pub mod pods;
 pub mod probe;
 pub mod prober;
-pub mod quantity;
 pub mod runtime_spec;
 pub mod snapshot;
 pub mod worker;

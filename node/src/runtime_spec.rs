@@ -14,7 +14,7 @@ use k8s_openapi::api::core::v1::{Container, Pod};
 use crate::cri::image_spec;
 use crate::labels;
 use crate::pod_util::{PodId, host_network};
-use crate::quantity;
+use capstan_kubeutil::quantity;
 
 /// Where the runtime writes container logs for a pod.
 pub fn log_directory(pod: &PodId) -> String {
@@ -168,10 +168,10 @@ pub fn resources(pod: &Pod, container: &Container, memory_capacity: i64) -> Linu
          name: &str| map.and_then(|m| m.get(name)).cloned();
     let requests = res.and_then(|r| r.requests.as_ref());
     let limits = res.and_then(|r| r.limits.as_ref());
-    let cpu_request = get(requests, "cpu").and_then(|q| quantity::milli_cpu(&q));
-    let cpu_limit = get(limits, "cpu").and_then(|q| quantity::milli_cpu(&q));
-    let memory_request = get(requests, "memory").and_then(|q| quantity::bytes(&q));
-    let memory_limit = get(limits, "memory").and_then(|q| quantity::bytes(&q));
+    let cpu_request = get(requests, "cpu").and_then(|q| quantity::milli_value(&q));
+    let cpu_limit = get(limits, "cpu").and_then(|q| quantity::milli_value(&q));
+    let memory_request = get(requests, "memory").and_then(|q| quantity::value(&q));
+    let memory_limit = get(limits, "memory").and_then(|q| quantity::value(&q));
     let shares_from = cpu_request.filter(|m| *m > 0).or(cpu_limit).unwrap_or(0);
     let cpu_shares = (shares_from * SHARES_PER_CPU / 1000).max(MIN_SHARES);
     let (cpu_period, cpu_quota) = match cpu_limit {

@@ -28,6 +28,15 @@ pub struct KubeconfigArg {
     pub kubeconfig: PathBuf,
 }
 
+/// The flags of a leader-elected component: where the API is, and the election.
+#[derive(Args)]
+pub struct ElectedArgs {
+    #[command(flatten)]
+    pub kubeconfig: KubeconfigArg,
+    #[command(flatten)]
+    pub election: LeaderElectionArgs,
+}
+
 #[derive(Args, Clone)]
 pub struct LeaderElectionArgs {
     /// Run only while holding the component's Lease in kube-system, so that

@@ -2,23 +2,14 @@
 //! collection controllers, leader-elected through the
 //! `kube-system/kube-controller-manager` Lease.
 
-use clap::Args;
 use tokio_util::sync::CancellationToken;
 
-use crate::components::{KubeconfigArg, LeaderElectionArgs, client, run_elected, until_terminated};
+use crate::components::{ElectedArgs, LeaderElectionArgs, client, run_elected, until_terminated};
 
 /// The Lease that elects the acting controller-manager.
-pub const LEASE: &str = "kube-controller-manager";
+const LEASE: &str = "kube-controller-manager";
 
-#[derive(Args)]
-pub struct ControllerManagerArgs {
-    #[command(flatten)]
-    kubeconfig: KubeconfigArg,
-    #[command(flatten)]
-    election: LeaderElectionArgs,
-}
-
-pub async fn run(args: ControllerManagerArgs) -> anyhow::Result<()> {
+pub async fn run(args: ElectedArgs) -> anyhow::Result<()> {
     let client = client(&args.kubeconfig.kubeconfig).await?;
     run_in_process(client, &args.election, until_terminated()).await
 }

@@ -31,9 +31,9 @@ enum Command {
     /// Run one Kubernetes API replica over a store cluster.
     Apiserver(apiserver_cmd::ApiserverArgs),
     /// Run the controllers (Deployments, ReplicaSets, garbage collection), leader-elected.
-    ControllerManager(controller_manager_cmd::ControllerManagerArgs),
+    ControllerManager(components::ElectedArgs),
     /// Run the scheduler, leader-elected.
-    Scheduler(scheduler_cmd::SchedulerArgs),
+    Scheduler(components::ElectedArgs),
     /// Run the node agent: registers this machine as a Node and runs its pods on containerd.
     Agent(agent_cmd::AgentArgs),
     /// Run one member of the etcd-compatible store (etcd's flag names).

@@ -1,23 +1,14 @@
 //! `capstan scheduler`: binds pending pods to nodes, leader-elected through
 //! the `kube-system/kube-scheduler` Lease.
 
-use clap::Args;
 use tokio_util::sync::CancellationToken;
 
-use crate::components::{KubeconfigArg, LeaderElectionArgs, client, run_elected, until_terminated};
+use crate::components::{ElectedArgs, LeaderElectionArgs, client, run_elected, until_terminated};
 
 /// The Lease that elects the acting scheduler.
-pub const LEASE: &str = "kube-scheduler";
+const LEASE: &str = "kube-scheduler";
 
-#[derive(Args)]
-pub struct SchedulerArgs {
-    #[command(flatten)]
-    kubeconfig: KubeconfigArg,
-    #[command(flatten)]
-    election: LeaderElectionArgs,
-}
-
-pub async fn run(args: SchedulerArgs) -> anyhow::Result<()> {
+pub async fn run(args: ElectedArgs) -> anyhow::Result<()> {
     let client = client(&args.kubeconfig.kubeconfig).await?;
     run_in_process(client, &args.election, until_terminated()).await
 }

@@ -6,7 +6,7 @@
 //!   bound through `pods/<name>/binding`, or marked unschedulable.
 //! - `queue`: active, backoff and unschedulable pods.
 //! - `assume`: pods bound but not yet seen bound by the watch.
-//! - `snapshot`, `node_info`, `node_view`, `resources`, `quantity`,
+//! - `snapshot`, `node_info`, `node_view`, `resources`,
 //!   `pod_state`: the cluster as the plugins see it.
 //! - `plugins`: the filters (NodeUnschedulable, NodeName, TaintToleration,
 //!   NodeAffinity, NodePorts, NodeResourcesFit) and scores (LeastAllocated,
@@ -24,7 +24,6 @@ mod node_info;
 mod node_view;
 mod plugins;
 mod pod_state;
-mod quantity;
 mod queue;
 mod resources;
 mod scheduler;

@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{Node, Pod};
 
-use crate::quantity;
 use crate::resources::{Missing, Resources, pod_requests};
+use capstan_kubeutil::quantity;
 
 /// One host port a container claims (`hostIP`, protocol, `hostPort`).
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::{Container, Pod};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
-use crate::quantity;
+use capstan_kubeutil::quantity;
 
 /// Scoring counts a container without a cpu request as asking for this much
 /// (kube-scheduler's `DefaultMilliCPURequest`), so best-effort pods spread.
