@@ -88,14 +88,32 @@ down() {
       sleep 0.2
     done
   fi
-  for name in agent sched1 sched2 cm1 cm2 api1 api2; do
+  # Components first, while the apiservers are there for them to release
+  # their leases; then the apiservers.
+  stop agent sched1 sched2 cm1 cm2
+  stop api1 api2
+  ops/deploy/local-store.sh down
+}
+
+# stop NAME...: SIGTERM to each, then wait (up to 10 s) until they are gone.
+stop() {
+  local pids=()
+  for name in "$@"; do
     if [ -f "$DATA/$name.pid" ]; then
       pid="$(cat "$DATA/$name.pid")"
       kill "$pid" 2>/dev/null || $ROOT kill "$pid" 2>/dev/null || true
+      pids+=("$pid")
       rm -f "$DATA/$name.pid"
     fi
   done
-  ops/deploy/local-store.sh down
+  for _ in $(seq 1 100); do
+    local alive=0
+    for pid in "${pids[@]}"; do
+      if [ -d "/proc/$pid" ] && ! grep -q '^State:.*Z' "/proc/$pid/status" 2>/dev/null; then alive=1; fi
+    done
+    [ "$alive" -eq 0 ] && return
+    sleep 0.1
+  done
 }
 
 status() {
