@@ -342,3 +342,17 @@ fn standby_controller_manager_and_scheduler_take_over_from_killed_leaders() {
         (c.all_pods("app=first").is_empty() && c.all_pods("app=second").is_empty()).then_some(())
     });
 }
+
+#[test]
+fn an_image_that_cannot_be_pulled_backs_off() {
+    let Some(c) = Cluster::start("pull") else { return };
+    let spec = "  containers:\n  - name: main\n    image: capstan.local/missing:1\n    command: [sleep, '600']\n";
+    c.apply(&bare_pod("unpullable", spec));
+    c.wait("ErrImagePull, then ImagePullBackOff", Duration::from_secs(90), |c| {
+        let reason = c.jsonpath(&["get", "pod", "unpullable"], "{.status.containerStatuses[0].state.waiting.reason}");
+        (reason == "ImagePullBackOff").then_some(())
+    });
+    assert_eq!(c.jsonpath(&["get", "pod", "unpullable"], "{.status.phase}"), "Pending");
+    let described = c.kubectl(&["describe", "pod", "unpullable"]);
+    assert!(described.contains("ErrImagePull"), "describe lacks ErrImagePull:\n{described}");
+}
