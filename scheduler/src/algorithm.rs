@@ -101,19 +101,12 @@ fn select_host<'a>(scored: &[(&'a NodeInfo, i64)], rng: &mut impl Rng) -> &'a st
 mod tests {
     use super::*;
     use crate::node_info::tests::node;
-    use crate::resources::tests::container;
-    use k8s_openapi::api::core::v1::{NodeSpec, PodSpec};
+    use crate::resources::tests::requesting as pod;
+    use k8s_openapi::api::core::v1::NodeSpec;
     use rand::SeedableRng;
     use rand::rngs::StdRng;
     use std::collections::BTreeSet;
     use std::sync::Arc;
-
-    fn pod(requests: &[(&str, &str)]) -> Pod {
-        Pod {
-            spec: Some(PodSpec { containers: vec![container(requests)], ..Default::default() }),
-            ..Default::default()
-        }
-    }
 
     fn info(name: &str, cpu: &str, memory: &str, running: &[Pod]) -> NodeInfo {
         let mut info = NodeInfo::new(Arc::new(node(name, cpu, memory, "110")));

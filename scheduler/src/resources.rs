@@ -128,6 +128,14 @@ pub(crate) mod tests {
         }
     }
 
+    /// A pod of one container requesting `requests`.
+    pub(crate) fn requesting(requests: &[(&str, &str)]) -> Pod {
+        Pod {
+            spec: Some(PodSpec { containers: vec![container(requests)], ..Default::default() }),
+            ..Default::default()
+        }
+    }
+
     fn pod(containers: Vec<Container>, init: Vec<Container>) -> Pod {
         Pod {
             spec: Some(PodSpec { containers, init_containers: Some(init), ..Default::default() }),

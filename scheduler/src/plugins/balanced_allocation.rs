@@ -29,16 +29,8 @@ pub fn score(demand: &PodDemand, node: &NodeInfo) -> i64 {
 mod tests {
     use super::*;
     use crate::node_info::tests::node;
-    use crate::resources::tests::container;
-    use k8s_openapi::api::core::v1::{Pod, PodSpec};
+    use crate::resources::tests::requesting as pod;
     use std::sync::Arc;
-
-    fn pod(requests: &[(&str, &str)]) -> Pod {
-        Pod {
-            spec: Some(PodSpec { containers: vec![container(requests)], ..Default::default() }),
-            ..Default::default()
-        }
-    }
 
     #[test]
     fn equal_shares_score_highest() {

@@ -51,16 +51,9 @@ pub fn least_allocated_score(demand: &PodDemand, node: &NodeInfo) -> i64 {
 mod tests {
     use super::*;
     use crate::node_info::tests::node;
-    use crate::resources::tests::container;
-    use k8s_openapi::api::core::v1::{Pod, PodSpec};
+    use crate::resources::tests::requesting as pod;
+    use k8s_openapi::api::core::v1::Pod;
     use std::sync::Arc;
-
-    fn pod(requests: &[(&str, &str)]) -> Pod {
-        Pod {
-            spec: Some(PodSpec { containers: vec![container(requests)], ..Default::default() }),
-            ..Default::default()
-        }
-    }
 
     fn info(cpu: &str, memory: &str, pods: &str, running: &[Pod]) -> NodeInfo {
         let mut info = NodeInfo::new(Arc::new(node("n1", cpu, memory, pods)));
