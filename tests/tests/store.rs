@@ -270,3 +270,24 @@ fn a_rolling_restart_under_writes_loses_no_acknowledged_write() {
         assert!(lost.is_empty(), "{} lost {} acknowledged writes: {lost:?}", c.members[i].name, lost.len());
     }
 }
+
+/// A peer that has connected but not yet spoken (a leader's channel
+/// reconnecting at that moment) must not keep a member from stopping.
+#[test]
+fn a_member_stops_promptly_with_a_silent_connection_open() {
+    if !have("etcdctl") {
+        return;
+    }
+    let mut c = Cluster::start(1, &[]);
+    put(&c.members[0].endpoint(), "k", "v");
+    let peer = format!("{}:{}", c.members[0].host, c.members[0].peer_port);
+    let _silent = std::net::TcpStream::connect(&peer).unwrap_or_else(|e| panic!("connect {peer}: {e}"));
+    let started = std::time::Instant::now();
+    c.stop(0);
+    assert!(started.elapsed() < Duration::from_secs(10), "stopping took {:?}", started.elapsed());
+    c.restart(0);
+    let value = wait_for(Duration::from_secs(30), "the value after the restart", || {
+        get_value(&c.members[0].endpoint(), "k", false)
+    });
+    assert_eq!(value, "v");
+}

@@ -69,9 +69,20 @@ impl RunningMember {
         if let Err(e) = self.member.raft.shutdown().await {
             tracing::warn!(error = %e, "raft shutdown");
         }
-        while self.tasks.join_next().await.is_some() {}
+        // Connections get this long to finish: hyper's graceful shutdown can
+        // wait forever on a connection that never sent its first bytes
+        // (hyperium/hyper#4170), and a stopping member must stop.
+        let drained =
+            tokio::time::timeout(DRAIN_TIMEOUT, async { while self.tasks.join_next().await.is_some() {} }).await;
+        if drained.is_err() {
+            tracing::warn!(timeout = ?DRAIN_TIMEOUT, "connections still open at shutdown; closing them");
+            self.tasks.shutdown().await;
+        }
     }
 }
+
+/// How long a stopping member waits for open client and peer connections.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// The host:port of an http:// or https:// listen URL.
 fn socket_of(url: &str) -> Result<String, StartError> {
