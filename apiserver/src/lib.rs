@@ -12,11 +12,12 @@ mod defaults;
 mod discovery;
 mod error;
 mod http;
+pub mod join_token;
 mod metrics;
 mod object;
 mod openapi;
 mod patch;
-mod pki;
+pub mod pki;
 mod protobuf;
 mod rbac;
 mod registry;
@@ -28,6 +29,7 @@ mod server;
 mod storage;
 mod strategic;
 mod strategy;
+mod supervisor;
 mod table;
 mod validation;
 mod version;
@@ -37,6 +39,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
 
 pub use pki::{ADMIN_GROUP, ADMIN_USER};
 
@@ -54,6 +58,12 @@ pub struct Config {
     pub token_auth_file: Option<PathBuf>,
     /// Events each resource's watch cache keeps; older resourceVersions get 410.
     pub watch_cache_size: usize,
+    /// The address other machines reach this replica at (default: the bind
+    /// address, or 127.0.0.1 when that is a wildcard).
+    pub advertise_address: Option<String>,
+    /// On a `capstan server`: the join secret, which turns on the supervisor
+    /// endpoints and this server's entry in the list of servers.
+    pub join_secret: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -94,14 +104,21 @@ pub fn hostname() -> String {
         .unwrap_or_else(|_| "localhost".to_string())
 }
 
+/// The replica's certificates, created at first start: the serving
+/// certificate names the bind and advertise addresses and `--tls-san`.
+pub fn ensure_pki(config: &Config) -> Result<pki::Pki, StartError> {
+    let mut hosts = vec![config.bind_address.clone()];
+    hosts.extend(config.advertise_address.iter().cloned());
+    hosts.extend(config.tls_sans.iter().cloned());
+    hosts.retain(|h| h != "0.0.0.0" && h != "::" && !h.is_empty());
+    Ok(pki::Pki::ensure(&config.pki_dir, &hosts)?)
+}
+
 /// Runs one apiserver replica until the future is dropped.
 pub async fn run(config: Config) -> Result<(), StartError> {
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|e| StartError::Setup(format!("{}: {e}", config.data_dir.display())))?;
-    let mut hosts = vec![config.bind_address.clone()];
-    hosts.extend(config.tls_sans.iter().cloned());
-    hosts.retain(|h| h != "0.0.0.0" && h != "::" && !h.is_empty());
-    let pki = pki::Pki::ensure(&config.pki_dir, &hosts)?;
+    let pki = ensure_pki(&config)?;
     let tls = server::tls_acceptor(&pki)?;
     let tokens = match &config.token_auth_file {
         Some(path) => authn::Tokens::load(path)?,
@@ -118,6 +135,17 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     write_kubeconfigs(&pki, &config.data_dir, &url)?;
 
     let store = storage::Store::connect(&config.store_endpoints)?;
+    // Stops the registration when this future is dropped.
+    let registration = CancellationToken::new();
+    let _registered = registration.clone().drop_guard();
+    let supervisor = config.join_secret.clone().map(|secret| {
+        let advertised = match &config.advertise_address {
+            Some(advertise) => format!("https://{}:{}", bracket(advertise), address.port()),
+            None => url.clone(),
+        };
+        tokio::spawn(supervisor::servers::register(store.clone(), advertised, registration.clone()));
+        supervisor::Supervisor::new(pki::Pki { dir: config.pki_dir.clone() }, secret, store.clone())
+    });
     let registry = registry::Registry::start(store, config.watch_cache_size);
     let authorizer =
         authz::Authorizer::new(&registry).ok_or_else(|| StartError::Setup("RBAC caches missing".into()))?;
@@ -127,6 +155,7 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         authorizer,
         tokens,
         metrics: metrics::Metrics::new(),
+        supervisor,
     });
     tokio::spawn(bootstrap_defaults(api.clone()));
     tracing::info!(%url, kubeconfig = %config.data_dir.join("admin.kubeconfig").display(), "apiserver serving");

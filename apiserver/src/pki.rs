@@ -60,10 +60,14 @@ impl Pki {
 
     /// Uses the certificates in `dir`, creating them when the directory has
     /// none. They are made in a scratch directory and renamed into place,
-    /// so two replicas starting together end up with one set.
+    /// so two replicas starting together end up with one set. A directory
+    /// holding only a CA (a joining server's) gets the rest from that CA.
     pub fn ensure(dir: &Path, hosts: &[String]) -> Result<Pki, PkiError> {
         let pki = Pki { dir: dir.to_path_buf() };
         if pki.ca_cert().exists() {
+            if !pki.serving_cert().exists() {
+                issue_serving_and_admin(dir, hosts, &pki.issuer()?)?;
+            }
             return Ok(pki);
         }
         let parent = dir.parent().unwrap_or(Path::new("."));
@@ -100,12 +104,47 @@ impl Pki {
         user: &str,
         group: Option<&str>,
     ) -> Result<(), PkiError> {
+        let (cert_pem, key_pem) = self.issue_client_certificate(user, group)?;
+        let client = ClientCert { user, cert_pem: cert_pem.into_bytes(), key_pem: key_pem.into_bytes() };
+        self.write_kubeconfig(path, server, &client)
+    }
+
+    /// A client certificate and key (PEM) for `user` in `group`, from the CA.
+    pub fn issue_client_certificate(&self, user: &str, group: Option<&str>) -> Result<(String, String), PkiError> {
+        let (cert, key) = client_certificate(name(user, group), &self.issuer()?)?;
+        Ok((cert.pem(), key.serialize_pem()))
+    }
+
+    /// A certificate for a store member's peer URLs: it serves them and is
+    /// the member's client certificate towards its peers.
+    pub fn issue_peer_certificate(&self, member: &str, hosts: &[String]) -> Result<(String, String), PkiError> {
+        let usages = vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth];
+        let (cert, key) = sign(name(member, None), host_sans(hosts)?, usages, &self.issuer()?)?;
+        Ok((cert.pem(), key.serialize_pem()))
+    }
+
+    /// The CA certificate and key, PEM, as a joining server receives them.
+    pub fn ca_pems(&self) -> Result<(String, String), PkiError> {
+        let read = |p: PathBuf| fs::read_to_string(&p).map_err(io_error(&p));
+        Ok((read(self.ca_cert())?, read(self.dir.join("ca.key"))?))
+    }
+
+    /// Places a cluster's CA in `dir` (a joining server's), unless it holds one.
+    pub fn install_ca(dir: &Path, cert_pem: &str, key_pem: &str) -> Result<(), PkiError> {
+        if dir.join("ca.crt").exists() {
+            return Ok(());
+        }
+        KeyPair::from_pem(key_pem)?;
+        fs::create_dir_all(dir).map_err(io_error(dir))?;
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(io_error(dir))?;
+        write_private(&dir.join("ca.key"), key_pem.as_bytes())?;
+        write_public(&dir.join("ca.crt"), cert_pem.as_bytes())
+    }
+
+    fn issuer(&self) -> Result<Issuer<'static, KeyPair>, PkiError> {
         let key_path = self.dir.join("ca.key");
         let ca_key = fs::read_to_string(&key_path).map_err(io_error(&key_path))?;
-        let issuer = Issuer::new(ca_params(), KeyPair::from_pem(&ca_key)?);
-        let (cert, key) = client_certificate(name(user, group), &issuer)?;
-        let client = ClientCert { user, cert_pem: cert.pem().into_bytes(), key_pem: key.serialize_pem().into_bytes() };
-        self.write_kubeconfig(path, server, &client)
+        Ok(Issuer::new(ca_params(), KeyPair::from_pem(&ca_key)?))
     }
 
     fn write_kubeconfig(&self, path: &Path, server: &str, client: &ClientCert<'_>) -> Result<(), PkiError> {
@@ -148,15 +187,17 @@ fn generate(dir: &Path, hosts: &[String]) -> Result<(), PkiError> {
     let ca_cert = ca.self_signed(&ca_key)?;
     write_private(&dir.join("ca.key"), ca_key.serialize_pem().as_bytes())?;
     write_public(&dir.join("ca.crt"), ca_cert.pem().as_bytes())?;
-    let issuer = Issuer::new(ca, ca_key);
+    issue_serving_and_admin(dir, hosts, &Issuer::new(ca, ca_key))
+}
 
+/// The serving certificate (Kubernetes' names for the API, loopback and
+/// `hosts`) and the admin's client certificate.
+fn issue_serving_and_admin(dir: &Path, hosts: &[String], issuer: &Issuer<'_, KeyPair>) -> Result<(), PkiError> {
     let mut sans = vec![SanType::DnsName("localhost".try_into()?), SanType::DnsName("kubernetes".try_into()?)];
     sans.push(SanType::DnsName("kubernetes.default.svc".try_into()?));
-    for host in hosts {
-        let host = host.trim_start_matches('[').trim_end_matches(']');
-        match host.parse::<IpAddr>() {
-            Ok(ip) => sans.push(SanType::IpAddress(ip)),
-            Err(_) => sans.push(SanType::DnsName(host.try_into()?)),
+    for san in host_sans(hosts)? {
+        if !sans.contains(&san) {
+            sans.push(san);
         }
     }
     for loopback in ["127.0.0.1", "::1"] {
@@ -166,10 +207,23 @@ fn generate(dir: &Path, hosts: &[String]) -> Result<(), PkiError> {
             sans.push(SanType::IpAddress(ip));
         }
     }
-    issue(dir, "apiserver", name("kube-apiserver", None), sans, ExtendedKeyUsagePurpose::ServerAuth, &issuer)?;
-    let (cert, key) = client_certificate(name(ADMIN_USER, Some(ADMIN_GROUP)), &issuer)?;
+    issue(dir, "apiserver", name("kube-apiserver", None), sans, ExtendedKeyUsagePurpose::ServerAuth, issuer)?;
+    let (cert, key) = client_certificate(name(ADMIN_USER, Some(ADMIN_GROUP)), issuer)?;
     write_private(&dir.join("admin.key"), key.serialize_pem().as_bytes())?;
     write_public(&dir.join("admin.crt"), cert.pem().as_bytes())
+}
+
+/// Subject alternative names for host names and addresses (brackets allowed).
+fn host_sans(hosts: &[String]) -> Result<Vec<SanType>, PkiError> {
+    let mut sans = Vec::new();
+    for host in hosts {
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        sans.push(match host.parse::<IpAddr>() {
+            Ok(ip) => SanType::IpAddress(ip),
+            Err(_) => SanType::DnsName(host.try_into()?),
+        });
+    }
+    Ok(sans)
 }
 
 fn issue(
@@ -180,7 +234,7 @@ fn issue(
     usage: ExtendedKeyUsagePurpose,
     issuer: &Issuer<'_, KeyPair>,
 ) -> Result<(), PkiError> {
-    let (cert, key) = sign(subject, sans, usage, issuer)?;
+    let (cert, key) = sign(subject, sans, vec![usage], issuer)?;
     write_private(&dir.join(format!("{file}.key")), key.serialize_pem().as_bytes())?;
     write_public(&dir.join(format!("{file}.crt")), cert.pem().as_bytes())
 }
@@ -189,13 +243,13 @@ fn client_certificate(
     subject: DistinguishedName,
     issuer: &Issuer<'_, KeyPair>,
 ) -> Result<(Certificate, KeyPair), PkiError> {
-    sign(subject, Vec::new(), ExtendedKeyUsagePurpose::ClientAuth, issuer)
+    sign(subject, Vec::new(), vec![ExtendedKeyUsagePurpose::ClientAuth], issuer)
 }
 
 fn sign(
     subject: DistinguishedName,
     sans: Vec<SanType>,
-    usage: ExtendedKeyUsagePurpose,
+    usages: Vec<ExtendedKeyUsagePurpose>,
     issuer: &Issuer<'_, KeyPair>,
 ) -> Result<(Certificate, KeyPair), PkiError> {
     let key = KeyPair::generate()?;
@@ -203,7 +257,7 @@ fn sign(
     params.distinguished_name = subject;
     params.subject_alt_names = sans;
     params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
-    params.extended_key_usages = vec![usage];
+    params.extended_key_usages = usages;
     set_validity(&mut params, CERT_VALIDITY);
     let cert = params.signed_by(&key, issuer)?;
     Ok((cert, key))

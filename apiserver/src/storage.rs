@@ -115,23 +115,31 @@ impl Store {
         Ok(Store { channels: Arc::new(channels), current: Arc::new(AtomicUsize::new(0)) })
     }
 
-    fn kv(&self, index: usize) -> KvClient<Channel> {
-        let channel = self.channels[index % self.channels.len()].clone();
+    fn kv(channel: Channel) -> KvClient<Channel> {
         KvClient::new(channel).max_decoding_message_size(MAX_MESSAGE).max_encoding_message_size(MAX_MESSAGE)
+    }
+
+    async fn with_kv<T, F, Fut>(&self, call: F) -> Result<T, StoreError>
+    where
+        F: Fn(KvClient<Channel>) -> Fut,
+        Fut: Future<Output = Result<T, Status>>,
+    {
+        self.with_channel(|channel| call(Store::kv(channel))).await
     }
 
     /// Runs `call` on the current endpoint, moving on while endpoints are
     /// unreachable; any other answer is final.
-    async fn with_kv<T, F, Fut>(&self, call: F) -> Result<T, StoreError>
+    pub(crate) async fn with_channel<T, F, Fut>(&self, call: F) -> Result<T, StoreError>
     where
-        F: Fn(KvClient<Channel>) -> Fut,
+        F: Fn(Channel) -> Fut,
         Fut: Future<Output = Result<T, Status>>,
     {
         let start = self.current.load(Ordering::Relaxed);
         let mut last = String::new();
         for attempt in 0..self.channels.len() * 2 {
             let index = start + attempt;
-            let outcome = tokio::time::timeout(CALL_TIMEOUT, call(self.kv(index)))
+            let channel = self.channels[index % self.channels.len()].clone();
+            let outcome = tokio::time::timeout(CALL_TIMEOUT, call(channel))
                 .await
                 .unwrap_or_else(|_| Err(Status::deadline_exceeded("the store did not answer in time")));
             match outcome {
@@ -190,6 +198,17 @@ impl Store {
             RangeRequest { key: Bytes::from_static(b"/registry/"), count_only: true, limit: 1, ..Default::default() };
         let reply = self.range(request).await?;
         Ok(reply.header.map(|h| h.revision).unwrap_or_default())
+    }
+
+    /// Writes `value` unconditionally, attached to `lease` (it goes with it).
+    pub async fn put_with_lease(&self, key: &str, value: Bytes, lease: i64) -> Result<(), StoreError> {
+        let request = PutRequest { key: key.as_bytes().to_vec().into(), value, lease, ..Default::default() };
+        self.with_kv(|mut kv| {
+            let request = request.clone();
+            async move { kv.put(request).await }
+        })
+        .await?;
+        Ok(())
     }
 
     /// Writes `value` if the key's `mod_revision` is `expected` (0: absent).

@@ -1,7 +1,6 @@
 //! `capstan apiserver`: one stateless apiserver replica over a store
-//! cluster, and `capstan server`: a control-plane member, the embedded store
-//! plus an apiserver on it, with the controller-manager and the scheduler
-//! in-process (each leader-elected, so several members act as one).
+//! cluster; and the apiserver part of `capstan server` (server_cmd.rs),
+//! which runs the controller-manager and the scheduler beside it.
 
 use std::path::{Path, PathBuf};
 
@@ -34,6 +33,9 @@ pub struct ServingArgs {
     /// Address to serve the Kubernetes API on.
     #[arg(long, env = "CAPSTAN_BIND_ADDRESS", default_value = "127.0.0.1")]
     bind_address: String,
+    /// The address others reach this server's API at (default: the bind address).
+    #[arg(long, env = "CAPSTAN_ADVERTISE_ADDRESS")]
+    advertise_address: Option<String>,
     /// Extra host names or addresses for the serving certificate (comma-separated).
     #[arg(long, env = "CAPSTAN_TLS_SAN", value_delimiter = ',')]
     tls_san: Vec<String>,
@@ -47,16 +49,26 @@ pub struct ServingArgs {
 }
 
 impl ServingArgs {
-    fn config(self, store_endpoints: Vec<String>) -> capstan_apiserver::Config {
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    pub fn pki_dir(&self) -> PathBuf {
+        self.pki_dir.clone().unwrap_or_else(|| self.data_dir.join("pki"))
+    }
+
+    pub fn config(&self, store_endpoints: Vec<String>) -> capstan_apiserver::Config {
         capstan_apiserver::Config {
-            pki_dir: self.pki_dir.unwrap_or_else(|| self.data_dir.join("pki")),
-            data_dir: self.data_dir,
+            pki_dir: self.pki_dir(),
+            data_dir: self.data_dir.clone(),
             store_endpoints,
-            bind_address: self.bind_address,
+            bind_address: self.bind_address.clone(),
+            advertise_address: self.advertise_address.clone(),
             secure_port: self.secure_port,
-            tls_sans: self.tls_san,
-            token_auth_file: self.token_auth_file,
+            tls_sans: self.tls_san.clone(),
+            token_auth_file: self.token_auth_file.clone(),
             watch_cache_size: self.default_watch_cache_size,
+            join_secret: None,
         }
     }
 }
@@ -69,52 +81,31 @@ pub async fn run(args: ApiserverArgs) -> anyhow::Result<()> {
     }
 }
 
-#[derive(Args)]
-pub struct ServerArgs {
-    /// This member's name in the store cluster.
-    #[arg(long, env = "CAPSTAN_NAME", default_value = "default")]
-    name: String,
-    /// The store's client URL (the apiserver uses it too).
-    #[arg(long, env = "CAPSTAN_LISTEN_CLIENT_URLS", default_value = "http://127.0.0.1:2379")]
-    listen_client_urls: String,
-    /// The store's peer URL.
-    #[arg(long, env = "CAPSTAN_LISTEN_PEER_URLS", default_value = "http://127.0.0.1:2380")]
-    listen_peer_urls: String,
-    #[command(flatten)]
-    serving: ServingArgs,
-    /// Do not run the controller-manager in this process.
-    #[arg(long, env = "CAPSTAN_DISABLE_CONTROLLER_MANAGER")]
-    disable_controller_manager: bool,
-    /// Do not run the scheduler in this process.
-    #[arg(long, env = "CAPSTAN_DISABLE_SCHEDULER")]
-    disable_scheduler: bool,
-    #[command(flatten)]
-    election: LeaderElectionArgs,
-}
-
-pub async fn run_server(args: ServerArgs) -> anyhow::Result<()> {
-    let store_dir = args.serving.data_dir.join("store");
-    let store =
-        crate::store_cmd::single_member(&args.name, store_dir, &args.listen_client_urls, &args.listen_peer_urls)?;
-    let running = capstan_store::server::start(store).await.map_err(|e| anyhow::anyhow!("starting the store: {e}"))?;
-    let data_dir = args.serving.data_dir.clone();
-    let config = args.serving.config(vec![args.listen_client_urls.clone()]);
+/// The apiserver of a `capstan server`, with the controller-manager and the
+/// scheduler in-process once it has written their kubeconfigs, until SIGTERM.
+pub async fn serve_with_components(
+    config: capstan_apiserver::Config,
+    data_dir: &Path,
+    controller_manager: bool,
+    scheduler: bool,
+    election: &LeaderElectionArgs,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     // A previous start's kubeconfigs may name another port: wait for new ones.
     for file in ["controller-manager.kubeconfig", "scheduler.kubeconfig"] {
         let _ = std::fs::remove_file(data_dir.join(file));
     }
-    let shutdown = CancellationToken::new();
     let mut components = tokio::task::JoinSet::new();
-    if !args.disable_controller_manager {
-        let (election, shutdown) = (args.election.clone(), shutdown.clone());
+    if controller_manager {
+        let (election, shutdown) = (election.clone(), shutdown.clone());
         let kubeconfig = data_dir.join("controller-manager.kubeconfig");
         components.spawn(async move {
             let client = component_client(&kubeconfig).await?;
             crate::controller_manager_cmd::run_in_process(client, &election, shutdown).await
         });
     }
-    if !args.disable_scheduler {
-        let (election, shutdown) = (args.election.clone(), shutdown.clone());
+    if scheduler {
+        let (election, shutdown) = (election.clone(), shutdown.clone());
         let kubeconfig = data_dir.join("scheduler.kubeconfig");
         components.spawn(async move {
             let client = component_client(&kubeconfig).await?;
@@ -128,10 +119,17 @@ pub async fn run_server(args: ServerArgs) -> anyhow::Result<()> {
     };
     tracing::info!("shutting down");
     shutdown.cancel();
-    while components.join_next().await.is_some() {}
-    running.shutdown().await;
+    // Releasing a lease needs the store; without a quorum it never answers.
+    let stopped = tokio::time::timeout(COMPONENTS_STOP, async { while components.join_next().await.is_some() {} });
+    if stopped.await.is_err() {
+        tracing::warn!(timeout = ?COMPONENTS_STOP, "the controller-manager or scheduler did not stop in time; stopping them");
+        components.shutdown().await;
+    }
     result
 }
+
+/// How long the in-process components get to stop (and release their leases).
+const COMPONENTS_STOP: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// A client for an in-process component, once the apiserver has written
 /// the component's kubeconfig (it does so before it serves).

@@ -7,6 +7,8 @@ mod components;
 mod controller_manager_cmd;
 mod ctl_cmd;
 mod scheduler_cmd;
+mod server_cmd;
+mod server_join;
 mod snapshot_cmd;
 mod store_cmd;
 
@@ -27,7 +29,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run a control-plane member: the embedded store, the Kubernetes API, the controller-manager and the scheduler.
-    Server(apiserver_cmd::ServerArgs),
+    Server(server_cmd::ServerArgs),
     /// Run one Kubernetes API replica over a store cluster.
     Apiserver(apiserver_cmd::ApiserverArgs),
     /// Run the controllers (Deployments, ReplicaSets, garbage collection), leader-elected.
@@ -55,7 +57,7 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     match cli.command {
-        Command::Server(args) => runtime.block_on(apiserver_cmd::run_server(args)),
+        Command::Server(args) => runtime.block_on(server_cmd::run(args)),
         Command::Apiserver(args) => runtime.block_on(apiserver_cmd::run(args)),
         Command::ControllerManager(args) => runtime.block_on(controller_manager_cmd::run(args)),
         Command::Scheduler(args) => runtime.block_on(scheduler_cmd::run(args)),

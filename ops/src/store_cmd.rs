@@ -180,9 +180,9 @@ pub async fn terminated() {
     }
 }
 
-/// A one-member store for `capstan server`, with the store's defaults.
-pub fn single_member(name: &str, data_dir: PathBuf, client_url: &str, peer_url: &str) -> anyhow::Result<Config> {
-    let flags = ["store", "--name", name, "--listen-client-urls", client_url, "--listen-peer-urls", peer_url];
+/// A store member's configuration from `capstan store` flags (the first
+/// is the command name), in `data_dir`, with the store's defaults elsewhere.
+pub fn config_from_flags(flags: &[String], data_dir: PathBuf) -> anyhow::Result<Config> {
     let matches = StoreArgs::augment_args(clap::Command::new("store")).try_get_matches_from(flags)?;
     Ok(StoreArgs::from_arg_matches(&matches)?.with_data_dir(data_dir).into_config())
 }

@@ -64,10 +64,16 @@ impl Apiserver {
         Apiserver::spawn(dir, port, args)
     }
 
+    /// One server of a multi-server cluster, placed by `spec`.
+    pub fn member(spec: &ServerSpec, extra: &[&str]) -> Apiserver {
+        Apiserver::spawn(&spec.dir, spec.port, spec.args(extra))
+    }
+
     fn spawn(dir: &Path, port: u16, args: Vec<String>) -> Apiserver {
         std::fs::create_dir_all(dir).expect("data dir");
         let log = dir.join("capstan.log");
-        let out = std::fs::File::create(&log).expect("log file");
+        // Appended to: a restarted server's log follows its previous run's.
+        let out = std::fs::OpenOptions::new().create(true).append(true).open(&log).expect("log file");
         let child = Command::new(capstan_bin())
             .args(&args)
             .stdout(Stdio::null())
@@ -195,11 +201,82 @@ impl Apiserver {
         text.lines().rev().take(30).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n")
     }
 
+    /// SIGTERM, as systemd stops a server, and waits for the exit.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+            let deadline = std::time::Instant::now() + Duration::from_secs(30);
+            while child.try_wait().ok().flatten().is_none() {
+                if std::time::Instant::now() > deadline {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    panic!("the server did not stop within 30 s of SIGTERM:\n{}", self.log_tail());
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    }
+
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+}
+
+/// Where one `capstan server` of a multi-server cluster lives: its own data
+/// dir and ports on 127.0.0.1, its store peers over https.
+pub struct ServerSpec {
+    pub name: String,
+    pub dir: PathBuf,
+    pub port: u16,
+    pub client_port: u16,
+    pub peer_port: u16,
+}
+
+impl ServerSpec {
+    pub fn new(root: &Path, name: &str) -> ServerSpec {
+        ServerSpec {
+            name: name.into(),
+            dir: root.join(name),
+            port: free_port(),
+            client_port: free_port(),
+            peer_port: free_port(),
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("https://127.0.0.1:{}", self.port)
+    }
+
+    /// The store member's client URL (etcdctl --endpoints).
+    pub fn store_endpoint(&self) -> String {
+        format!("127.0.0.1:{}", self.client_port)
+    }
+
+    pub fn args(&self, extra: &[&str]) -> Vec<String> {
+        let mut args = vec![
+            "server".to_string(),
+            format!("--name={}", self.name),
+            format!("--data-dir={}", self.dir.display()),
+            format!("--secure-port={}", self.port),
+            format!("--listen-client-urls=http://127.0.0.1:{}", self.client_port),
+            format!("--listen-peer-urls=https://127.0.0.1:{}", self.peer_port),
+        ];
+        args.extend(extra.iter().map(|a| a.to_string()));
+        args
+    }
+
+    /// Runs a start that must fail (a refused join); what it printed.
+    pub fn start_expecting_failure(&self, extra: &[&str]) -> String {
+        let out = Command::new(capstan_bin())
+            .args(self.args(extra))
+            .stdin(Stdio::null())
+            .output()
+            .unwrap_or_else(|e| panic!("starting {}: {e}", capstan_bin().display()));
+        assert!(!out.status.success(), "the server started, but should have been refused");
+        String::from_utf8_lossy(&out.stderr).into_owned()
     }
 }
 

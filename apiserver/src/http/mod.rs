@@ -20,6 +20,7 @@ use crate::metrics::Metrics;
 use crate::rbac::{Attributes, Decision, UserInfo};
 use crate::registry::Registry;
 use crate::request::{Query, Target, route};
+use crate::supervisor::{self, Supervisor};
 use crate::{authn, discovery, openapi, version};
 use respond::{Body, error_response, json_response, with_type};
 
@@ -36,6 +37,8 @@ pub struct Api {
     pub authorizer: Authorizer,
     pub tokens: authn::Tokens,
     pub metrics: Metrics,
+    /// The join endpoints, on a `capstan server` only.
+    pub supervisor: Option<Supervisor>,
 }
 
 /// Serves one request from a connection whose client certificate (if any)
@@ -47,6 +50,12 @@ where
 {
     let started = Instant::now();
     let (parts, body) = request.into_parts();
+    if let Some(supervisor) = api.supervisor.as_ref().filter(|_| supervisor::owns(parts.uri.path())) {
+        return match read_body(body).await {
+            Ok(body) => supervisor.handle(&parts.method, parts.uri.path(), &parts.headers, body).await,
+            Err(e) => error_response(&e),
+        };
+    }
     let query = Query::parse(parts.uri.query());
     let target = route(&parts.method, parts.uri.path(), &query);
     let user = match identify(&api, &parts.headers, peer) {
