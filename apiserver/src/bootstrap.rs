@@ -1,5 +1,6 @@
 //! What exists from the first start: the system namespaces with their
-//! `default` service accounts, and the default RBAC roles and bindings.
+//! `default` service accounts, the default RBAC roles and bindings, and the
+//! `kubernetes` Service.
 //! Every replica runs it; creating what exists is a no-op.
 
 use serde_json::{Value, json};
@@ -10,7 +11,7 @@ use crate::registry::{Registry, WriteOptions};
 use crate::resources::{self, split_api_version};
 use crate::schema::FieldValidation;
 
-pub async fn ensure_defaults(registry: &Registry) -> ApiResult<()> {
+pub async fn ensure_defaults(registry: &Registry, secure_port: u16) -> ApiResult<()> {
     let mut objects: Vec<Value> = Vec::new();
     for namespace in SYSTEM_NAMESPACES {
         objects.push(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}));
@@ -20,6 +21,7 @@ pub async fn ensure_defaults(registry: &Registry) -> ApiResult<()> {
             "metadata": {"name": "default", "namespace": namespace}}));
     }
     objects.extend(crate::rbac::bootstrap::default_objects());
+    objects.push(crate::kubernetes_service::service(secure_port));
     let options =
         WriteOptions { dry_run: false, field_manager: "capstan-apiserver".into(), validation: FieldValidation::Strict };
     for object in objects {
@@ -36,6 +38,9 @@ pub async fn ensure_defaults(registry: &Registry) -> ApiResult<()> {
                 registry.update_with(resource, &namespace, &name, None, &options, add_rules).await?;
             }
             Err(ApiError::AlreadyExists { .. }) => {}
+            // Another replica created it first (a Service's cluster IP is
+            // then taken before its name is).
+            Err(_) if registry.get(resource, &namespace, &name).await.is_ok() => {}
             Err(e) => return Err(e),
         }
     }

@@ -13,6 +13,7 @@ mod discovery;
 mod error;
 mod http;
 pub mod join_token;
+mod kubernetes_service;
 mod metrics;
 mod object;
 mod openapi;
@@ -135,18 +136,19 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     write_kubeconfigs(&pki, &config.data_dir, &url)?;
 
     let store = storage::Store::connect(&config.store_endpoints)?;
-    // Stops the registration when this future is dropped.
+    // Stops the registration and the endpoints reconciler when this future is dropped.
     let registration = CancellationToken::new();
     let _registered = registration.clone().drop_guard();
-    let supervisor = config.join_secret.clone().map(|secret| {
-        let advertised = match &config.advertise_address {
-            Some(advertise) => format!("https://{}:{}", bracket(advertise), address.port()),
-            None => url.clone(),
-        };
-        tokio::spawn(supervisor::servers::register(store.clone(), advertised, registration.clone()));
-        supervisor::Supervisor::new(pki::Pki { dir: config.pki_dir.clone() }, secret, store.clone())
-    });
-    let registry = registry::Registry::start(store, config.watch_cache_size);
+    let advertised = match &config.advertise_address {
+        Some(advertise) => format!("https://{}:{}", bracket(advertise), address.port()),
+        None => url.clone(),
+    };
+    tokio::spawn(supervisor::servers::register(store.clone(), advertised, registration.clone()));
+    let supervisor = config
+        .join_secret
+        .clone()
+        .map(|secret| supervisor::Supervisor::new(pki::Pki { dir: config.pki_dir.clone() }, secret, store.clone()));
+    let registry = registry::Registry::start(store.clone(), config.watch_cache_size);
     let authorizer =
         authz::Authorizer::new(&registry).ok_or_else(|| StartError::Setup("RBAC caches missing".into()))?;
     let api = Arc::new(http::Api {
@@ -157,7 +159,8 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         metrics: metrics::Metrics::new(),
         supervisor,
     });
-    tokio::spawn(bootstrap_defaults(api.clone()));
+    tokio::spawn(bootstrap_defaults(api.clone(), address.port()));
+    tokio::spawn(kubernetes_service::reconcile(api.clone(), store.clone(), registration.clone()));
     tracing::info!(%url, kubeconfig = %config.data_dir.join("admin.kubeconfig").display(), "apiserver serving");
     server::serve(listener, tls, api).await;
     Ok(())
@@ -165,9 +168,9 @@ pub async fn run(config: Config) -> Result<(), StartError> {
 
 /// The defaults need the store; keep trying while it elects a leader.
 /// Until they exist, /readyz says not ready.
-async fn bootstrap_defaults(api: Arc<http::Api>) {
+async fn bootstrap_defaults(api: Arc<http::Api>, secure_port: u16) {
     loop {
-        match bootstrap::ensure_defaults(&api.registry).await {
+        match bootstrap::ensure_defaults(&api.registry, secure_port).await {
             Ok(()) => {
                 api.bootstrapped.store(true, Ordering::Release);
                 return;
