@@ -42,7 +42,8 @@ pub struct ServerArgs {
     /// On stop, remove this server's store member from the cluster.
     #[arg(long, env = "CAPSTAN_LEAVE")]
     leave: bool,
-    /// Static bootstrap, as `capstan store`: every member as name=peer-url.
+    /// Static bootstrap, as `capstan store`: every member as name=peer-url. Also the flag that
+    /// starts a data dir made by `capstan ctl snapshot restore` (with the same members and token).
     #[arg(long, env = "CAPSTAN_INITIAL_CLUSTER")]
     initial_cluster: Option<String>,
     /// With --initial-cluster: `new`, or `existing` for a member added with `member add`.
@@ -86,7 +87,15 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         );
     }
     let already_member = store_dir.join("member").exists();
-    let start = if already_member {
+    let start = if let Some(initial_cluster) = &args.initial_cluster {
+        // Static bootstrap, also over a data dir from `capstan ctl snapshot
+        // restore`: a new cluster's member is initialized from these flags.
+        StoreStart {
+            initial_cluster: initial_cluster.clone(),
+            state: if args.initial_cluster_state == "existing" { "existing" } else { "new" },
+            cluster_token: args.initial_cluster_token.clone(),
+        }
+    } else if already_member {
         // The data dir knows its cluster; peers come from Raft's membership.
         StoreStart {
             initial_cluster: format!("{}={}", args.name, args.listen_peer_urls),
@@ -101,12 +110,6 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         StoreStart {
             initial_cluster: joined.initial_cluster,
             state: "existing",
-            cluster_token: args.initial_cluster_token.clone(),
-        }
-    } else if let Some(initial_cluster) = &args.initial_cluster {
-        StoreStart {
-            initial_cluster: initial_cluster.clone(),
-            state: if args.initial_cluster_state == "existing" { "existing" } else { "new" },
             cluster_token: args.initial_cluster_token.clone(),
         }
     } else {

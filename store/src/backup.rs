@@ -175,8 +175,14 @@ fn build(dir: &Path, decoded: Decoded, applied: &AppliedState, identity: MemberI
         backend.write(ops).map_err(|e| e.to_string())?;
         backend.sync().map_err(|e| e.to_string())?;
     }
-    bootstrap::write_identity(&member_dir.join("identity"), &identity).map_err(|e| e.to_string())
+    bootstrap::write_identity(&member_dir.join("identity"), &identity).map_err(|e| e.to_string())?;
+    fs::write(member_dir.join(RESTORED_MARKER), b"the keyspace came from a snapshot file\n").map_err(|e| e.to_string())
 }
+
+/// Left in a restored member dir until the member has snapshotted its
+/// keyspace into Raft (server/run.rs): until then the keyspace is in no Raft
+/// log entry, and a member added later would replay the log without it.
+pub const RESTORED_MARKER: &str = "restored";
 
 fn sync_parent(path: &Path) -> std::io::Result<()> {
     match path.parent().filter(|p| !p.as_os_str().is_empty()) {

@@ -187,3 +187,63 @@ fn a_save_interrupted_mid_way_leaves_nothing_behind() {
     assert!(said.contains("interrupted"), "{said}");
     assert_eq!(dir_is_empty_but(dir.path(), &[]), Vec::<String>::new(), "neither the file nor a partial one");
 }
+
+/// The disaster restore of the HA servers: one member restored from the
+/// file, the others added afresh. They must get the restored keyspace, which
+/// no Raft log entry carries.
+#[test]
+fn members_added_to_a_restored_member_get_the_restored_keys() {
+    if !have("etcdctl") {
+        return;
+    }
+    let source = Cluster::start(1, &[]);
+    let one = source.members[0].endpoint();
+    for i in 0..20 {
+        etcdctl::run(&one, &["put", &format!("/restored/k{i:02}"), "v"], None).expect_ok("put");
+    }
+    let backups = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let file = backups.path().join("backup.snap").to_string_lossy().into_owned();
+    ok(ctl(&["--endpoints", &one, "snapshot", "save", &file]), "snapshot save");
+
+    let mut target = Cluster::prepare(1, &[]);
+    let m = &target.members[0];
+    let restore = [
+        "snapshot",
+        "restore",
+        &file,
+        "--data-dir",
+        &m.data_dir.to_string_lossy(),
+        "--name",
+        &m.name,
+        "--initial-cluster",
+        &target.initial_cluster(),
+        "--initial-cluster-token",
+        &target.token,
+        "--initial-advertise-peer-urls",
+        &m.peer_url(),
+    ];
+    ok(ctl(&restore), "snapshot restore");
+    target.restart(0);
+    target.wait_leader();
+    let first = target.members[0].endpoint();
+    etcdctl::run(&first, &["put", "/restored/after", "v"], None).expect_ok("put after the restore");
+
+    // As `capstan server --server` joins: a learner that catches up, then a voter.
+    for _ in 0..2 {
+        let i = target.add_spec();
+        let (name, peer) = (target.members[i].name.clone(), target.members[i].peer_url());
+        let added =
+            etcdctl::run(&first, &["member", "add", &name, "--learner", "--peer-urls", &peer, "-w", "json"], None);
+        let id = added.json()["member"]["ID"].as_u64().unwrap_or_else(|| panic!("no member id in {}", added.stdout));
+        target.start_joining(i);
+        let endpoint = target.members[i].endpoint();
+        capstan_tests::wait_for(std::time::Duration::from_secs(30), "the added member to hold every key", || {
+            let out =
+                etcdctl::run(&endpoint, &["get", "/restored/", "--prefix", "--keys-only", "--consistency=s"], None);
+            (out.ok && out.stdout.lines().filter(|l| !l.is_empty()).count() == 21).then_some(())
+        });
+        etcdctl::run(&first, &["member", "promote", &format!("{id:x}")], None).expect_ok("member promote");
+    }
+    let members = etcdctl::run(&first, &["member", "list"], None).expect_ok("member list");
+    assert_eq!(members.lines().filter(|l| l.ends_with(", false")).count(), 3, "three voters: {members}");
+}

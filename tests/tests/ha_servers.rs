@@ -79,6 +79,17 @@ fn servers_join_with_the_token_and_a_wrong_token_is_refused() {
         let value = server.kubectl_ok(&["get", "configmap", "joined", "-o", "jsonpath={.data.k}"]);
         assert_eq!(value, "v");
     }
+    // The `kubernetes` Service's endpoints name every server.
+    let mut wanted: Vec<String> = [&first_spec, &joiner, &third_spec].iter().map(|s| s.port.to_string()).collect();
+    wanted.sort();
+    wait_for(Duration::from_secs(30), "the kubernetes endpoints to name the three servers", || {
+        let out = third.kubectl(&["get", "endpoints", "kubernetes", "-o", "jsonpath={.subsets[*].ports[*].port}"]);
+        let mut ports: Vec<String> =
+            String::from_utf8_lossy(&out.stdout).split_whitespace().map(String::from).collect();
+        ports.sort();
+        (ports == wanted).then_some(())
+    });
+    assert_eq!(first.kubectl_ok(&["get", "service", "kubernetes", "-o", "jsonpath={.spec.clusterIP}"]), "10.96.0.1");
     let ca = |s: &ServerSpec| std::fs::read(s.dir.join("pki").join("ca.crt")).expect("ca.crt");
     assert_eq!(ca(&first_spec), ca(&third_spec));
     assert_eq!(token, std::fs::read_to_string(third_spec.dir.join("token")).expect("token").trim());

@@ -84,6 +84,47 @@ impl RunningMember {
 /// How long a stopping member waits for open client and peer connections.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(3);
 
+/// A member restored from a snapshot file holds its keyspace outside the
+/// Raft log. Once its membership entry is applied, it takes a Raft snapshot
+/// and purges the log behind it, so any member added later starts from that
+/// snapshot (with the keyspace) instead of replaying a log without it.
+async fn seal_restored_keyspace(member: Arc<Member>, marker: PathBuf) {
+    let sealed = async {
+        let applied = member
+            .raft
+            .wait(None)
+            .metrics(|m| m.last_applied.is_some(), "the membership applied")
+            .await
+            .map_err(|e| e.to_string())?
+            .last_applied
+            .map(|id| id.index)
+            .unwrap_or_default();
+        member.raft.trigger().snapshot().await.map_err(|e| e.to_string())?;
+        member
+            .raft
+            .wait(None)
+            .metrics(|m| m.snapshot.is_some_and(|s| s.index >= applied), "a snapshot")
+            .await
+            .map_err(|e| e.to_string())?;
+        member.raft.trigger().purge_log(applied).await.map_err(|e| e.to_string())?;
+        member
+            .raft
+            .wait(None)
+            .metrics(|m| m.purged.is_some_and(|p| p.index >= applied), "the log purged")
+            .await
+            .map_err(|e| e.to_string())?;
+        std::fs::remove_file(&marker).map_err(|e| e.to_string())?;
+        Ok::<u64, String>(applied)
+    };
+    tokio::select! {
+        result = sealed => match result {
+            Ok(index) => tracing::info!(index, "the restored keyspace is in a Raft snapshot"),
+            Err(e) => tracing::error!(error = %e, "could not snapshot the restored keyspace; members added now would miss it"),
+        },
+        _ = member.shutdown.cancelled() => {}
+    }
+}
+
 /// The host:port of an http:// or https:// listen URL.
 fn socket_of(url: &str) -> Result<String, StartError> {
     let rest = url.strip_prefix("http://").or_else(|| url.strip_prefix("https://")).ok_or_else(|| {
@@ -347,6 +388,10 @@ pub async fn start(cfg: Config) -> Result<RunningMember, StartError> {
                 Err(e) => return Err(StartError::Raft(e.to_string())),
             }
         }
+    }
+    let restored = member_dir.join(crate::backup::RESTORED_MARKER);
+    if restored.exists() {
+        tasks.spawn(seal_restored_keyspace(member.clone(), restored));
     }
     tasks.spawn(member.clone().run_lease_expiry());
     tasks.spawn(member.clone().run_metrics());

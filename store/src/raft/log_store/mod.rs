@@ -57,7 +57,7 @@ impl LogStore {
             .map(|n| ColumnFamilyDescriptor::new(n, rocks_tuning::cf_options(&cache, DBCompressionType::None)));
         let db = Arc::new(DB::open_cf_descriptors(&rocks_tuning::db_options(), path, cfs)?);
         let tail = Arc::new(Mutex::new(LogTail::default()));
-        let writer = LogWriter::start(db.clone(), tail.clone(), metrics)
+        let writer = LogWriter::start(&db, tail.clone(), metrics)
             .map_err(|e| crate::Error::Storage(format!("starting the raft log writer: {e}")))?;
         Ok(LogStore { db, tail, writer })
     }

@@ -5,7 +5,7 @@
 
 use std::io;
 use std::sync::mpsc::{Receiver, Sender, channel};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Instant;
 
 use openraft::storage::IOFlushed;
@@ -66,8 +66,14 @@ pub(super) struct LogWriter {
 
 impl LogWriter {
     /// Starts the writer thread; it ends when every handle is dropped.
-    pub fn start(db: Arc<DB>, tail: Arc<Mutex<LogTail>>, metrics: Metrics) -> io::Result<LogWriter> {
+    ///
+    /// The thread holds the database only while it writes: the last handle
+    /// is then dropped (and the database closed) by its owner, before the
+    /// process exits, never by this thread racing the exit's C++ static
+    /// destructors (RocksDB aborts with "pthread lock: Invalid argument").
+    pub fn start(db: &Arc<DB>, tail: Arc<Mutex<LogTail>>, metrics: Metrics) -> io::Result<LogWriter> {
         let (jobs, rx) = channel();
+        let db = Arc::downgrade(db);
         std::thread::Builder::new().name("raft-log-writer".into()).spawn(move || run(&db, &tail, &metrics, &rx))?;
         Ok(LogWriter { jobs })
     }
@@ -85,7 +91,7 @@ impl LogWriter {
     }
 }
 
-fn run(db: &DB, tail: &Mutex<LogTail>, metrics: &Metrics, rx: &Receiver<Job>) {
+fn run(db: &Weak<DB>, tail: &Mutex<LogTail>, metrics: &Metrics, rx: &Receiver<Job>) {
     while let Ok(first) = rx.recv() {
         let mut jobs = vec![first];
         while jobs.len() < MAX_JOBS_PER_WRITE {
@@ -94,7 +100,10 @@ fn run(db: &DB, tail: &Mutex<LogTail>, metrics: &Metrics, rx: &Receiver<Job>) {
                 Err(_) => break,
             }
         }
-        let result = write(db, &jobs, metrics);
+        let result = match db.upgrade() {
+            Some(db) => write(&db, &jobs, metrics),
+            None => Err(io_err("the raft log is closed")),
+        };
         for job in jobs {
             let report = result.as_ref().map(|_| ()).map_err(io_err);
             match job.done {
