@@ -1,6 +1,8 @@
 //! `capstan`: one binary for every part of the control plane.
 
 mod agent_cmd;
+mod agent_join;
+mod apiserver_balancer;
 mod apiserver_cmd;
 mod certs_cmd;
 mod components;
@@ -11,6 +13,7 @@ mod server_cmd;
 mod server_join;
 mod snapshot_cmd;
 mod store_cmd;
+mod supervisor_client;
 
 use clap::{Parser, Subcommand};
 

@@ -162,7 +162,8 @@ fn join_secret(path: &Path, pki: &Pki, given: Option<JoinToken>) -> anyhow::Resu
     Ok(secret)
 }
 
-fn write_private(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
+/// Writes through a temporary file and a rename, readable by the owner only.
+pub(crate) fn write_private(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let temporary = path.with_extension("tmp");

@@ -45,6 +45,20 @@ impl Component {
         Component::spawn(&server.data_dir, &format!("agent-{node}"), &args)
     }
 
+    /// `capstan agent` joining with the token through `server_url`, its
+    /// credentials and API load balancer state in `dir`.
+    pub fn joined_agent(dir: &Path, server_url: &str, token: &str, node: &str) -> Component {
+        assert!(
+            Path::new(CONTAINERD_SOCKET).exists(),
+            "no containerd at {CONTAINERD_SOCKET}: run ops/deploy/containerd-setup.sh (as root) first"
+        );
+        std::fs::create_dir_all(dir).expect("agent dir");
+        let endpoint = format!("unix://{CONTAINERD_SOCKET}");
+        let args = ["agent", "--server", server_url, "--token", token, "--node-name", node, "--data-dir", &path(dir)];
+        let args: Vec<&str> = args.into_iter().chain(["--container-runtime-endpoint", &endpoint]).collect();
+        Component::spawn(dir, &format!("agent-{node}"), &args)
+    }
+
     fn spawn(dir: &Path, name: &str, args: &[&str]) -> Component {
         let log = dir.join(format!("{name}.log"));
         let out = std::fs::File::create(&log).expect("log file");
