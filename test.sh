@@ -37,3 +37,7 @@ cargo test --workspace -- --test-threads=2
 # installs under load; it prints its summary last and fails on any violation.
 # Its network namespaces need root.
 $ROOT "$CARGO_TARGET_DIR/debug/chaos" --duration 60 --history-dir "$CARGO_TARGET_DIR/chaos-histories"
+# The control plane's chaos run, short profile: three servers and two agents
+# on containerd; the store, controller-manager and scheduler leaders and a
+# random server killed, a server paused; Deployments must converge each time.
+$ROOT "$CARGO_TARGET_DIR/debug/cp_chaos" --duration 60

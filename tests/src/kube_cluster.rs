@@ -201,6 +201,11 @@ impl Apiserver {
         text.lines().rev().take(30).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n")
     }
 
+    /// The process id while it runs (to pause it with SIGSTOP).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// SIGTERM, as systemd stops a server, and waits for the exit.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {

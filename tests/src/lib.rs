@@ -7,6 +7,7 @@
 
 pub mod chaos;
 pub mod components;
+pub mod cp_chaos;
 pub mod ctl;
 pub mod etcdctl;
 pub mod kube_cluster;
