@@ -188,12 +188,12 @@ impl WatchCache {
                 Some(_) => {}
             }
         }
-        let first = state.revision == 0;
+        // A list starts the history afresh: what happened between the last
+        // event and the list is unknown, so older revisions get 410 now.
+        state.history.clear();
+        state.oldest = revision;
         state.objects = items;
         state.revision = revision;
-        if first {
-            state.oldest = revision;
-        }
         for (kind, key, object, prev) in events {
             self.push(&mut state, Arc::new(CacheEvent { kind, key, object, prev, revision }));
         }
@@ -274,15 +274,28 @@ fn decode(bytes: &[u8], revision: i64) -> Option<Value> {
     Some(object)
 }
 
-/// Lists, then watches from the list's revision; re-lists on any error.
+/// Lists, then watches from the list's revision. A broken store watch is
+/// resumed where the cache is, so the history stays whole; only when the
+/// store has compacted that revision away does the cache list again.
 async fn feed(cache: Arc<WatchCache>, store: Store) {
     let prefix = cache.resource.key_prefix(None);
     loop {
         match list_all(&store, &prefix).await {
             Ok((items, revision)) => {
                 cache.reset(items, revision);
-                if let Err(e) = follow(&cache, &store, &prefix, revision).await {
-                    tracing::info!(resource = cache.resource.plural, error = %e, "watch cache re-listing");
+                loop {
+                    let from = cache.read().revision;
+                    match follow(&cache, &store, &prefix, from).await {
+                        Err(StoreError::Compacted(_)) => {
+                            tracing::info!(resource = cache.resource.plural, from, "watch cache re-listing: compacted");
+                            break;
+                        }
+                        Err(e) => {
+                            tracing::info!(resource = cache.resource.plural, error = %e, from, "watch cache resuming");
+                            tokio::time::sleep(RELIST_BACKOFF).await;
+                        }
+                        Ok(never) => match never {},
+                    }
                 }
             }
             Err(e) => tracing::warn!(resource = cache.resource.plural, error = %e, "watch cache list failed"),
@@ -311,7 +324,12 @@ async fn list_all(store: &Store, prefix: &str) -> Result<(BTreeMap<String, Arc<V
     }
 }
 
-async fn follow(cache: &WatchCache, store: &Store, prefix: &str, revision: i64) -> Result<(), StoreError> {
+async fn follow(
+    cache: &WatchCache,
+    store: &Store,
+    prefix: &str,
+    revision: i64,
+) -> Result<std::convert::Infallible, StoreError> {
     let mut watch = store.watch(prefix, revision + 1).await?;
     loop {
         tokio::select! {
@@ -360,6 +378,18 @@ mod tests {
         assert_eq!(kinds, vec![(EventKind::Modified, 12), (EventKind::Deleted, 13)]);
         assert_eq!(start.backlog[1].object["metadata"]["resourceVersion"], "13");
         assert!(matches!(cache.watch_from(Some(9)), Err(ApiError::Expired(_))));
+    }
+
+    #[test]
+    fn a_relist_starts_the_history_afresh() {
+        let cache = cache();
+        cache.reset(BTreeMap::new(), 10);
+        cache.apply(vec![put("/a", 11, "1"), put("/a", 12, "2")]);
+        assert!(cache.watch_from(Some(11)).is_ok());
+        // Revisions 13..=20 are unknown to the cache after this list.
+        cache.reset(BTreeMap::new(), 20);
+        assert!(matches!(cache.watch_from(Some(12)), Err(ApiError::Expired(_))));
+        assert!(cache.watch_from(Some(20)).is_ok());
     }
 
     #[test]
