@@ -31,6 +31,7 @@ mod storage;
 mod strategic;
 mod strategy;
 mod supervisor;
+pub mod supervisor_wire;
 mod table;
 mod validation;
 mod version;

@@ -16,6 +16,8 @@ BIN="${BIN:-$CARGO_TARGET_DIR/release/capstan}"
 SERVERS=(127.0.0.21 127.0.0.22 127.0.0.23)
 ROOT=""
 [ "$(id -u)" -eq 0 ] || ROOT="sudo"
+# shellcheck source=ops/deploy/processes.sh
+. ops/deploy/processes.sh
 
 up() {
   [ -n "${SKIP_BUILD:-}" ] || cargo build --release -p capstan
@@ -60,18 +62,6 @@ up() {
   echo "  $0 down"
 }
 
-# start NAME ARGS...: runs `capstan ARGS...` in the background unless running.
-start() {
-  local name="$1"
-  shift
-  if [ -f "$DATA/$name.pid" ] && kill -0 "$(cat "$DATA/$name.pid")" 2>/dev/null; then
-    echo "$name already running"
-    return
-  fi
-  ${ROOT_PREFIX:-} "$BIN" "$@" >>"$DATA/$name.log" 2>&1 &
-  echo $! >"$DATA/$name.pid"
-}
-
 # wait_ready NAME: until the server answers /readyz (it writes its kubeconfig first).
 wait_ready() {
   for _ in $(seq 1 300); do
@@ -92,27 +82,6 @@ down() {
   done
   stop a1 a2
   stop s3 s2 s1
-}
-
-# stop NAME...: SIGTERM to each, then wait (up to 20 s) until they are gone.
-stop() {
-  local pids=()
-  for name in "$@"; do
-    if [ -f "$DATA/$name.pid" ]; then
-      pid="$(cat "$DATA/$name.pid")"
-      kill "$pid" 2>/dev/null || $ROOT kill "$pid" 2>/dev/null || true
-      pids+=("$pid")
-      rm -f "$DATA/$name.pid"
-    fi
-  done
-  for _ in $(seq 1 200); do
-    local alive=0
-    for pid in "${pids[@]}"; do
-      if [ -d "/proc/$pid" ] && ! grep -q '^State:.*Z' "/proc/$pid/status" 2>/dev/null; then alive=1; fi
-    done
-    [ "$alive" -eq 0 ] && return
-    sleep 0.1
-  done
 }
 
 status() {

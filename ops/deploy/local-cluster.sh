@@ -16,6 +16,8 @@ ENDPOINTS="127.0.0.1:2379,127.0.0.1:22379,127.0.0.1:32379"
 API_PORTS=(6443 6444)
 ROOT=""
 [ "$(id -u)" -eq 0 ] || ROOT="sudo"
+# shellcheck source=ops/deploy/processes.sh
+. ops/deploy/processes.sh
 
 up() {
   ops/deploy/local-store.sh up
@@ -67,18 +69,6 @@ up() {
   echo "  $0 down"
 }
 
-# start NAME ARGS...: runs `capstan ARGS...` in the background unless running.
-start() {
-  local name="$1"
-  shift
-  if [ -f "$DATA/$name.pid" ] && kill -0 "$(cat "$DATA/$name.pid")" 2>/dev/null; then
-    echo "$name already running"
-    return
-  fi
-  ${ROOT_PREFIX:-} "$BIN" "$@" >>"$DATA/$name.log" 2>&1 &
-  echo $! >"$DATA/$name.pid"
-}
-
 down() {
   # The sample pods go first, while the agent still runs to stop them.
   if [ -f "$DATA/agent.pid" ] && kill -0 "$(cat "$DATA/agent.pid")" 2>/dev/null; then
@@ -93,27 +83,6 @@ down() {
   stop agent sched1 sched2 cm1 cm2
   stop api1 api2
   ops/deploy/local-store.sh down
-}
-
-# stop NAME...: SIGTERM to each, then wait (up to 10 s) until they are gone.
-stop() {
-  local pids=()
-  for name in "$@"; do
-    if [ -f "$DATA/$name.pid" ]; then
-      pid="$(cat "$DATA/$name.pid")"
-      kill "$pid" 2>/dev/null || $ROOT kill "$pid" 2>/dev/null || true
-      pids+=("$pid")
-      rm -f "$DATA/$name.pid"
-    fi
-  done
-  for _ in $(seq 1 100); do
-    local alive=0
-    for pid in "${pids[@]}"; do
-      if [ -d "/proc/$pid" ] && ! grep -q '^State:.*Z' "/proc/$pid/status" 2>/dev/null; then alive=1; fi
-    done
-    [ "$alive" -eq 0 ] && return
-    sleep 0.1
-  done
 }
 
 status() {

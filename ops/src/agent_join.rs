@@ -10,7 +10,7 @@ use std::time::Duration;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use capstan_apiserver::join_token::JoinToken;
-use serde::{Deserialize, Serialize};
+use capstan_apiserver::supervisor_wire::{NodeCredentials, NodeRequest, ServerList};
 use tokio_util::sync::CancellationToken;
 
 use crate::apiserver_balancer::{ApiserverBalancer, address_of};
@@ -19,26 +19,6 @@ use crate::supervisor_client::{Caller, SupervisorClient};
 const REFRESH_EVERY: Duration = Duration::from_secs(10);
 /// The name every server's certificate carries, whichever answers.
 const SERVER_NAME: &str = "kubernetes";
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct NodeRequest<'a> {
-    node_name: &'a str,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct NodeCredentials {
-    ca_cert: String,
-    client_cert: String,
-    client_key: String,
-    servers: Vec<String>,
-}
-
-#[derive(Deserialize, Serialize)]
-struct ServerList {
-    servers: Vec<String>,
-}
 
 /// The files of a joined agent.
 struct Files {
@@ -103,7 +83,7 @@ pub async fn connect(
             tracing::info!(%server, node = node_name, "joining the cluster");
             let client = SupervisorClient::connect(server, token, Caller::Node).await?;
             let credentials: NodeCredentials = client
-                .post("/v1-capstan/node", &NodeRequest { node_name })
+                .post("/v1-capstan/node", &NodeRequest { node_name: node_name.to_string() })
                 .await
                 .map_err(|e| anyhow::anyhow!("joining through {e}"))?;
             files.save(node_name, &credentials, &token.secret)?;

@@ -10,13 +10,13 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
 use http::{HeaderMap, Method, Response, StatusCode, header};
-use serde::{Deserialize, Serialize};
-use serde_json::json;
+use serde::Deserialize;
 
 use crate::error::{ApiError, ApiResult};
 use crate::http::respond::{Body, error_response, json_response, with_type};
 use crate::pki::Pki;
 use crate::storage::Store;
+use crate::supervisor_wire::{JoinRequest, JoinResponse, NodeCredentials, NodeRequest, ServerList};
 
 /// The Basic-auth user of servers; agents use [`NODE_USER`].
 const SERVER_USER: &str = "server";
@@ -26,37 +26,6 @@ pub struct Supervisor {
     pki: Pki,
     secret: String,
     store: Store,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct JoinRequest {
-    name: String,
-    #[serde(rename = "peerURLs")]
-    peer_urls: Vec<String>,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct JoinResponse {
-    ca_cert: String,
-    ca_key: String,
-    initial_cluster: String,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct NodeRequest {
-    node_name: String,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct NodeCredentials {
-    ca_cert: String,
-    client_cert: String,
-    client_key: String,
-    servers: Vec<String>,
 }
 
 /// Whether the supervisor answers `path`.
@@ -93,7 +62,7 @@ impl Supervisor {
             ("GET", "/v1-capstan/servers") => {
                 self.authenticate(headers, &[NODE_USER, SERVER_USER])?;
                 let servers = servers::list(&self.store).await.map_err(unavailable)?;
-                Ok(json_response(StatusCode::OK, &json!({ "servers": servers })))
+                Ok(json_response(StatusCode::OK, &serde_json::to_value(ServerList { servers }).map_err(internal)?))
             }
             (_, "/cacerts" | "/v1-capstan/join" | "/v1-capstan/node" | "/v1-capstan/servers") => {
                 Err(ApiError::MethodNotSupported)
