@@ -57,6 +57,11 @@ pub struct Member {
     pub(crate) follower_reads: Arc<Coalescer<Result<u64>>>,
     /// Writes on their way to the leader, sent in batches.
     pub(crate) forwarder: Arc<Forwarder>,
+    /// One membership change at a time on this leader: openraft commits a
+    /// change in two steps, and another change committed between them (a
+    /// member publishing its name) failed the second with "last membership
+    /// log id mismatch".
+    pub(crate) membership_changes: tokio::sync::Mutex<()>,
 }
 
 fn fatal(e: impl std::fmt::Display) -> Error {
@@ -248,6 +253,7 @@ impl Member {
     }
 
     pub async fn change_membership_as_leader(&self, change: &pb::MembershipChange) -> Result<Membership> {
+        let _one_at_a_time = self.membership_changes.lock().await;
         if !self.is_leader() {
             return Err(Error::NotLeader);
         }

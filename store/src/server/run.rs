@@ -313,6 +313,7 @@ pub async fn start(cfg: Config) -> Result<RunningMember, StartError> {
         leader_reads: Arc::default(),
         follower_reads: Arc::default(),
         forwarder: Arc::default(),
+        membership_changes: tokio::sync::Mutex::new(()),
     });
 
     let mut tasks = JoinSet::new();
