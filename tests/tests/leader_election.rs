@@ -50,7 +50,8 @@ async fn wait_until(reason: &str, timeout: Duration, mut cond: impl FnMut() -> b
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_candidate_leads_and_another_takes_over_when_it_dies_or_steps_down() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let server = Apiserver::server(dir.path());
+    // No in-process scheduler: it would compete for the same Lease.
+    let server = Apiserver::api_only(dir.path());
     let client = server.client_as("scheduler.kubeconfig").await;
     let leaders = Arc::new(Mutex::new(Vec::new()));
     let leading = || leaders.lock().map(|l| l.clone()).unwrap_or_default();
