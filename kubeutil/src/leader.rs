@@ -239,7 +239,8 @@ impl Election {
     }
 }
 
-/// client-go waits retry × (1 + up to 20%) so that candidates drift apart.
+/// Candidates wait retry × (1 + up to 20%) so that they drift apart;
+/// client-go jitters by up to 120%, which would slow failover here.
 fn jittered(period: Duration) -> Duration {
     period.mul_f64(1.0 + rand::random::<f64>() * 0.2)
 }

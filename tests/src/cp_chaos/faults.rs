@@ -30,13 +30,14 @@ pub const ROTATION: [Fault; 5] = [
 /// each, randomized) and a new one elected in a vote round: within 4 s;
 /// 2 s more for polling three members with etcdctl on a loaded machine.
 pub const STORE_MOVE_BOUND: Duration = Duration::from_secs(6);
-/// client-go's rules: the holder renews every retry period (1 s), so its
-/// last renewal is up to 1 s before the kill and a candidate sees it up to
-/// 1 s later; the lease expires a lease duration after that sighting and is
-/// taken at the next retry (1 s). When the holder's server also led the
-/// store, the write waits for a store election (up to 3 s, as above). One
-/// more second for latency on a loaded machine.
-pub const LEASE_MOVE_BOUND: Duration = Duration::from_secs(LEASE_DURATION.as_secs() + 1 + 1 + 3 + 1);
+/// client-go's rules: the holder renews every retry period (1 s) and a
+/// candidate polls every retry period plus up to 20% jitter; the lease
+/// expires a lease duration after the candidate first *sees* the holder's
+/// last renewal. When the holder's server also led the store, reads stall
+/// until a new store leader is elected (up to 4 s, as above), so that
+/// sighting can come only then: 4 s + the lease duration + one jittered
+/// poll (1.2 s) + the write. Two more seconds for a loaded machine.
+pub const LEASE_MOVE_BOUND: Duration = Duration::from_secs(4 + LEASE_DURATION.as_secs() + 2 + 2);
 
 pub struct Injected {
     pub fault: Fault,
