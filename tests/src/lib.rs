@@ -10,6 +10,7 @@ pub mod components;
 pub mod cp_chaos;
 pub mod ctl;
 pub mod etcdctl;
+pub mod failure;
 pub mod kube_cluster;
 pub mod store_cluster;
 pub mod tls_cluster;

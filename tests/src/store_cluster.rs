@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use crate::{capstan_bin, etcdctl, free_port, wait_for};
+use crate::{capstan_bin, etcdctl, failure, free_port, wait_for};
 
 pub struct MemberSpec {
     pub name: String,
@@ -83,6 +83,7 @@ impl Cluster {
     /// The specs of an `n`-member cluster, none started (to fill their data
     /// dirs first, e.g. by a restore; `restart` starts them).
     pub fn prepare(n: usize, extra_args: &[&str]) -> Cluster {
+        failure::remember_panics();
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
         let members = (0..n).map(|i| MemberSpec::new(dir.path(), format!("m{}", i + 1))).collect();
         Cluster {
@@ -242,6 +243,7 @@ impl Drop for Cluster {
             for i in 0..self.members.len() {
                 eprintln!("--- log of {} (last lines)\n{}", self.members[i].name, self.log_tail(i));
             }
+            failure::repeat();
         }
     }
 }

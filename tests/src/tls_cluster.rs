@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use crate::etcdctl::{self, Output};
 use crate::store_cluster::MemberSpec;
-use crate::{capstan_bin, free_port, wait_for};
+use crate::{capstan_bin, failure, free_port, wait_for};
 
 /// The client certificate `TlsCluster` makes for etcdctl.
 pub const ADMIN: &str = "admin";
@@ -50,6 +50,7 @@ pub struct TlsCluster {
 impl TlsCluster {
     /// Makes the certificates, starts `n` members and waits for a leader.
     pub fn start(n: usize) -> TlsCluster {
+        failure::remember_panics();
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
         let members: Vec<MemberSpec> = (0..n).map(|i| MemberSpec::new(dir.path(), format!("m{}", i + 1))).collect();
         let certs = dir.path().join("certs");
@@ -195,6 +196,7 @@ impl Drop for TlsCluster {
                 let tail = lines[lines.len().saturating_sub(40)..].join("\n");
                 eprintln!("--- log of {} (last lines)\n{tail}", self.members[i].name);
             }
+            failure::repeat();
         }
     }
 }

@@ -6,9 +6,10 @@
 
 use std::path::Path;
 use std::process::{Command, Output};
+use std::time::Duration;
 
 use capstan_tests::store_cluster::Cluster;
-use capstan_tests::{capstan_bin, etcdctl, have};
+use capstan_tests::{capstan_bin, etcdctl, have, wait_for};
 
 fn ctl(args: &[&str]) -> Output {
     Command::new(capstan_bin()).arg("ctl").args(args).output().unwrap_or_else(|e| panic!("capstan ctl: {e}"))
@@ -25,9 +26,17 @@ fn failed(out: Output, what: &str) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
-fn revision(endpoint: &str) -> i64 {
-    let status = etcdctl::run(endpoint, &["endpoint", "status", "-w", "json"], None).json();
-    status[0]["Status"]["header"]["revision"].as_i64().unwrap_or_else(|| panic!("no revision in {status}"))
+/// The revision a member has applied (its own state, as `endpoint status` reports it).
+fn applied_revision(endpoint: &str) -> Option<i64> {
+    let out = etcdctl::run(endpoint, &["endpoint", "status", "-w", "json"], None);
+    let status: serde_json::Value = serde_json::from_str(&out.stdout).ok()?;
+    status[0]["Status"]["header"]["revision"].as_i64()
+}
+
+/// The cluster's revision after every acknowledged write (a linearizable read).
+fn cluster_revision(endpoints: &str) -> i64 {
+    let got = etcdctl::run(endpoints, &["get", "any", "-w", "json"], None).json();
+    got["header"]["revision"].as_i64().unwrap_or_else(|| panic!("no revision in {got}"))
 }
 
 fn dir_is_empty_but(dir: &Path, keep: &[&str]) -> Vec<String> {
@@ -55,13 +64,18 @@ fn a_snapshot_of_a_live_member_restores_into_a_new_cluster() {
     let lease = etcdctl::run(&eps, &["lease", "grant", "600"], None).expect_ok("lease grant");
     let lease_id = lease.split_whitespace().nth(1).unwrap_or_else(|| panic!("no lease id in {lease}")).to_string();
     etcdctl::run(&eps, &["put", "leased", "v", "--lease", &lease_id], None).expect_ok("leased put");
-    let at = revision(&eps);
+    let at = cluster_revision(&eps);
     let before = etcdctl::run(&eps, &["get", "", "--from-key", "-w", "json"], None).json();
 
     let backups = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let file = backups.path().join("backup.snap");
     let file_arg = file.to_string_lossy().into_owned();
+    // A snapshot holds what its member has applied; a follower may trail the
+    // leader by the last write for a moment.
     let one = source.members[1].endpoint();
+    wait_for(Duration::from_secs(10), "member 2 to apply the last write", || {
+        (applied_revision(&one) == Some(at)).then_some(())
+    });
     let saved = ok(ctl(&["--endpoints", &one, "snapshot", "save", &file_arg]), "snapshot save");
     assert_eq!(saved.trim(), format!("Snapshot saved at {file_arg}"));
     let refused = failed(ctl(&["--endpoints", &eps, "snapshot", "save", &file_arg]), "save from several endpoints");
@@ -113,7 +127,7 @@ fn a_snapshot_of_a_live_member_restores_into_a_new_cluster() {
     let ttl = etcdctl::run(&eps2, &["lease", "timetolive", &lease_id, "--keys"], None).expect_ok("timetolive");
     assert!(ttl.contains("attached keys([leased])"), "{ttl}");
     etcdctl::run(&eps2, &["put", "next", "write"], None).expect_ok("put after restore");
-    assert_eq!(revision(&eps2), at + 1, "the restored cluster continues from the snapshot's revision");
+    assert_eq!(cluster_revision(&eps2), at + 1, "the restored cluster continues from the snapshot's revision");
 }
 
 #[test]
