@@ -6,6 +6,7 @@ pub mod config;
 pub(crate) mod forward;
 pub mod member;
 pub mod run;
+mod shards;
 pub mod tls;
 
 pub use config::{ClusterState, Config, TlsFiles};

@@ -18,12 +18,13 @@ use openraft::errors::{InitializeError, RaftError};
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_stream::StreamExt;
-use tokio_stream::wrappers::TcpListenerStream;
+use tokio_stream::wrappers::{TcpListenerStream, UnboundedReceiverStream};
 use tokio_util::sync::CancellationToken;
 
 use super::bootstrap::{self, BootstrapError};
 use super::config::{ClusterState, Config};
 use super::member::{Member, Timing};
+use super::shards::{self, Shards};
 use super::tls::{self, Acceptor, MemberTls, TlsError};
 use crate::api::{self, MAX_RECV_BYTES};
 use crate::lease::clock::LeaseClock;
@@ -52,6 +53,8 @@ pub enum StartError {
     Raft(String),
     #[error(transparent)]
     Tls(#[from] TlsError),
+    #[error("cannot start the client threads: {0}")]
+    Threads(String),
 }
 
 /// A started member and its servers.
@@ -346,34 +349,33 @@ pub async fn start(cfg: Config) -> Result<RunningMember, StartError> {
         });
     }
     let mut client_addrs = Vec::new();
+    let shards = Shards::start().map_err(|e| StartError::Threads(e.to_string()))?;
+    let mut shard_hubs = Vec::with_capacity(shards.count());
+    for shard in 0..shards.count() {
+        let (hub, relaying) = member.hub.relay();
+        let shutdown = member.shutdown.clone();
+        tasks.spawn(shards.run(shard, async move {
+            tokio::select! {
+                _ = relaying => {}
+                _ = shutdown.cancelled() => {}
+            }
+        }));
+        shard_hubs.push(hub);
+    }
     for url in &cfg.listen_client_urls {
         let listener = bind(url).await?;
         client_addrs
             .push(listener.local_addr().map_err(|e| StartError::Listen { url: url.clone(), reason: e.to_string() })?);
         let acceptor = acceptor_for(url, &tls.client)?;
-        let routes = client_routes(&member, &snapshots, cfg.watch_progress_notify_interval);
-        let shutdown = member.shutdown.clone();
-        tasks.spawn(async move {
-            let server = tonic::transport::Server::builder().accept_http1(true).tcp_nodelay(true).add_routes(routes);
-            // etcd clients may send a scheme inside :authority; see
-            // api/authority.rs. The shim reads HTTP/2 frames, so TLS ends first.
-            let served = match acceptor {
-                Some(acceptor) => {
-                    let (incoming, accepting) = tls::incoming(listener, acceptor, shutdown.clone());
-                    let incoming = incoming.map(|s| s.map(api::authority::new));
-                    let serving = server.serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned());
-                    tokio::join!(serving, accepting).0
-                }
-                None => {
-                    let incoming =
-                        TcpListenerStream::new(listener).map(|s| s.inspect(no_delay).map(api::authority::new));
-                    server.serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned()).await
-                }
-            };
-            if let Err(e) = served {
-                tracing::error!(error = %e, "client server stopped");
-            }
-        });
+        let mut outlets = Vec::with_capacity(shards.count());
+        for (shard, hub) in shard_hubs.iter().enumerate() {
+            let (outlet, handed) = tokio::sync::mpsc::unbounded_channel();
+            outlets.push(outlet);
+            let routes = client_routes(&member, &snapshots, hub.clone(), cfg.watch_progress_notify_interval);
+            let serving = serve_clients(handed, routes, acceptor.clone(), member.shutdown.clone());
+            tasks.spawn(shards.run(shard, serving));
+        }
+        tasks.spawn(shards::hand_out(listener, outlets, member.shutdown.clone()));
     }
 
     if let Some(initial) = identity.initial {
@@ -406,11 +408,16 @@ pub async fn start(cfg: Config) -> Result<RunningMember, StartError> {
     Ok(RunningMember { member, client_addrs, peer_addrs, tasks })
 }
 
-fn client_routes(member: &Arc<Member>, snapshots: &SnapshotDir, progress_every: Duration) -> tonic::service::Routes {
+fn client_routes(
+    member: &Arc<Member>,
+    snapshots: &SnapshotDir,
+    hub: WatchHub,
+    progress_every: Duration,
+) -> tonic::service::Routes {
     tonic::service::Routes::from(api::http::router(member.clone()))
         .add_service(KvServer::new(api::kv::KvService::new(member.clone())).max_decoding_message_size(MAX_RECV_BYTES))
         .add_service(
-            WatchServer::new(WatchService::new(member.clone(), progress_every))
+            WatchServer::new(WatchService::new(member.clone(), hub, progress_every))
                 .max_decoding_message_size(MAX_RECV_BYTES),
         )
         .add_service(
@@ -424,6 +431,34 @@ fn client_routes(member: &Arc<Member>, snapshots: &SnapshotDir, progress_every: 
             MaintenanceServer::new(api::maintenance::MaintenanceService::new(member.clone(), snapshots.clone()))
                 .max_decoding_message_size(MAX_RECV_BYTES),
         )
+}
+
+/// Serves the client connections handed to one shard until `shutdown`.
+async fn serve_clients(
+    handed: tokio::sync::mpsc::UnboundedReceiver<std::net::TcpStream>,
+    routes: tonic::service::Routes,
+    acceptor: Option<Arc<Acceptor>>,
+    shutdown: CancellationToken,
+) {
+    let server = tonic::transport::Server::builder().accept_http1(true).add_routes(routes);
+    // etcd clients may send a scheme inside :authority; see
+    // api/authority.rs. The shim reads HTTP/2 frames, so TLS ends first.
+    let served = match acceptor {
+        Some(acceptor) => {
+            let (incoming, accepting) = tls::incoming_handed(handed, acceptor, shutdown.clone());
+            let incoming = incoming.map(|s| s.map(api::authority::new));
+            let serving = server.serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned());
+            tokio::join!(serving, accepting).0
+        }
+        None => {
+            let incoming = UnboundedReceiverStream::new(handed)
+                .map(|tcp| tokio::net::TcpStream::from_std(tcp).map(api::authority::new));
+            server.serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned()).await
+        }
+    };
+    if let Err(e) = served {
+        tracing::error!(error = %e, "client server stopped");
+    }
 }
 
 /// Records this member's name and client URLs in the membership once it is

@@ -3,6 +3,7 @@
 //! broadcast ring and never waits: a watcher that falls behind the ring
 //! catches up from the store's history instead.
 
+use std::future::Future;
 use std::sync::Arc;
 
 use tokio::sync::broadcast;
@@ -36,5 +37,49 @@ impl WatchHub {
 
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<RevisionEvents>> {
         self.tx.subscribe()
+    }
+
+    /// A hub fed from this one by the returned task, for the watchers of one
+    /// client shard: run on that shard, the task wakes them from inside its
+    /// runtime, which then runs them in the order they were woken, before
+    /// the streams and connections they wake (see `server::shards`).
+    pub fn relay(&self) -> (WatchHub, impl Future<Output = ()> + Send + 'static) {
+        let local = WatchHub::new();
+        let tx = local.tx.clone();
+        let mut rx = self.subscribe();
+        let relaying = async move {
+            loop {
+                match rx.recv().await {
+                    Ok(events) => {
+                        let _ = tx.send(events);
+                    }
+                    // Watchers see the gap in revisions and read history.
+                    Err(broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(broadcast::error::RecvError::Closed) => return,
+                }
+            }
+        };
+        (local, relaying)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_relay_passes_on_every_revision_and_ends_with_its_source() {
+        let hub = WatchHub::new();
+        let (local, relaying) = hub.relay();
+        let relaying = tokio::spawn(relaying);
+        let mut rx = local.subscribe();
+        for revision in [5, 6] {
+            hub.publish(RevisionEvents { revision, events: vec![] });
+        }
+        for revision in [5, 6] {
+            assert_eq!(rx.recv().await.map(|e| e.revision).ok(), Some(revision));
+        }
+        drop(hub);
+        assert!(relaying.await.is_ok(), "the relay ends once its source is gone");
     }
 }

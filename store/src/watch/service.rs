@@ -17,18 +17,21 @@ use futures::{Stream, StreamExt};
 use tokio::sync::mpsc;
 use tonic::{Request, Response, Status, Streaming};
 
+use super::WatchHub;
 use super::watcher::{Outbound, Watcher, WatcherHandle, WatcherSpec};
 use crate::mvcc::range::KeyRange;
 use crate::server::member::Member;
 
 pub struct WatchService {
     member: Arc<Member>,
+    /// The member's hub, or a relay of it on this service's client shard.
+    hub: WatchHub,
     progress_every: Duration,
 }
 
 impl WatchService {
-    pub fn new(member: Arc<Member>, progress_every: Duration) -> Self {
-        WatchService { member, progress_every }
+    pub fn new(member: Arc<Member>, hub: WatchHub, progress_every: Duration) -> Self {
+        WatchService { member, hub, progress_every }
     }
 }
 
@@ -42,6 +45,7 @@ impl Watch for WatchService {
         let (tx, rx) = mpsc::channel(256);
         let stream = StreamState {
             member: self.member.clone(),
+            hub: self.hub.clone(),
             progress_every: self.progress_every,
             out: tx,
             watchers: HashMap::new(),
@@ -54,6 +58,7 @@ impl Watch for WatchService {
 
 struct StreamState {
     member: Arc<Member>,
+    hub: WatchHub,
     progress_every: Duration,
     out: Outbound,
     watchers: HashMap<i64, WatcherHandle>,
@@ -123,7 +128,7 @@ impl StreamState {
             self.next_id
         };
         // Subscribe before reading the revision, so nothing after it is missed.
-        let rx = self.member.hub.subscribe();
+        let rx = self.hub.subscribe();
         let current = self.member.mvcc.current_revision();
         let start = if c.start_revision <= 0 { current + 1 } else { c.start_revision };
         let spec = WatcherSpec {

@@ -130,11 +130,44 @@ pub fn incoming(
     shutdown: CancellationToken,
 ) -> (ReceiverStream<io::Result<TlsStream<TcpStream>>>, impl Future<Output = ()> + Send) {
     let (ready, streams) = mpsc::channel(READY_BACKLOG);
-    (ReceiverStream::new(streams), accept_loop(listener, acceptor, ready, shutdown))
+    (ReceiverStream::new(streams), accept_loop(Source::Listener(listener), acceptor, ready, shutdown))
+}
+
+/// Like [`incoming`], for connections another task accepted and handed over
+/// (see `server::shards`).
+pub fn incoming_handed(
+    handed: mpsc::UnboundedReceiver<std::net::TcpStream>,
+    acceptor: Arc<Acceptor>,
+    shutdown: CancellationToken,
+) -> (ReceiverStream<io::Result<TlsStream<TcpStream>>>, impl Future<Output = ()> + Send) {
+    let (ready, streams) = mpsc::channel(READY_BACKLOG);
+    (ReceiverStream::new(streams), accept_loop(Source::Handed(handed), acceptor, ready, shutdown))
+}
+
+/// Where TCP connections come from.
+enum Source {
+    Listener(TcpListener),
+    Handed(mpsc::UnboundedReceiver<std::net::TcpStream>),
+}
+
+impl Source {
+    /// The next connection; None once no more can come.
+    async fn next(&mut self) -> Option<io::Result<(TcpStream, SocketAddr)>> {
+        match self {
+            Source::Listener(listener) => Some(listener.accept().await),
+            Source::Handed(handed) => {
+                let tcp = handed.recv().await?;
+                Some(TcpStream::from_std(tcp).and_then(|tcp| {
+                    let peer = tcp.peer_addr()?;
+                    Ok((tcp, peer))
+                }))
+            }
+        }
+    }
 }
 
 async fn accept_loop(
-    listener: TcpListener,
+    mut source: Source,
     acceptor: Arc<Acceptor>,
     ready: mpsc::Sender<io::Result<TlsStream<TcpStream>>>,
     shutdown: CancellationToken,
@@ -145,15 +178,16 @@ async fn accept_loop(
         tokio::select! {
             _ = shutdown.cancelled() => return,
             Some(_) = handshakes.join_next(), if !handshakes.is_empty() => {}
-            accepted = listener.accept() => match accepted {
-                Ok((tcp, peer)) => {
+            accepted = source.next() => match accepted {
+                Some(Ok((tcp, peer))) => {
                     handshakes.spawn(handshake(tcp, peer, acceptor.clone(), ready.clone()));
                 }
-                Err(e) => {
+                Some(Err(e)) => {
                     // E.g. out of file descriptors: back off instead of spinning.
                     tracing::warn!(error = %e, traffic = acceptor.flags.traffic, "accepting a connection");
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
+                None => return,
             },
         }
     }

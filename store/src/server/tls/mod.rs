@@ -15,7 +15,7 @@ mod load;
 mod tests;
 mod verify;
 
-pub use accept::{Acceptor, incoming};
+pub use accept::{Acceptor, incoming, incoming_handed};
 pub use load::{MemberTls, TlsError};
 pub use tokio_rustls::rustls::pki_types::CertificateDer;
 pub use verify::{cert_from_pem, verify_issued};
