@@ -22,8 +22,12 @@ pub async fn ensure_defaults(registry: &Registry, secure_port: u16) -> ApiResult
     }
     objects.extend(crate::rbac::bootstrap::default_objects());
     objects.push(crate::kubernetes_service::service(secure_port));
-    let options =
-        WriteOptions { dry_run: false, field_manager: "capstan-apiserver".into(), validation: FieldValidation::Strict };
+    let options = WriteOptions {
+        dry_run: false,
+        field_manager: "capstan-apiserver".into(),
+        validation: FieldValidation::Strict,
+        force: false,
+    };
     for object in objects {
         let (group, _) = split_api_version(object["apiVersion"].as_str().unwrap_or(""));
         let kind = object["kind"].as_str().unwrap_or("");

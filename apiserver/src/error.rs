@@ -23,6 +23,9 @@ pub enum ApiError {
     AlreadyExists { kind: String, name: String },
     #[error("Operation cannot be fulfilled on {kind} \"{name}\": {reason}")]
     Conflict { kind: String, name: String, reason: String },
+    /// A server-side apply that would change fields other managers set.
+    #[error("{message}")]
+    ApplyConflict { message: String, causes: Vec<Cause> },
     #[error("{kind_name} \"{name}\" is invalid: {}", summary(.causes))]
     Invalid { kind_name: String, group: String, kind: String, name: String, causes: Vec<Cause> },
     #[error("{0}")]
@@ -81,7 +84,9 @@ impl ApiError {
     pub fn status_code(&self) -> StatusCode {
         match self {
             ApiError::NotFound { .. } | ApiError::NoSuchResource => StatusCode::NOT_FOUND,
-            ApiError::AlreadyExists { .. } | ApiError::Conflict { .. } => StatusCode::CONFLICT,
+            ApiError::AlreadyExists { .. } | ApiError::Conflict { .. } | ApiError::ApplyConflict { .. } => {
+                StatusCode::CONFLICT
+            }
             ApiError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
@@ -100,7 +105,7 @@ impl ApiError {
         match self {
             ApiError::NotFound { .. } | ApiError::NoSuchResource => "NotFound",
             ApiError::AlreadyExists { .. } => "AlreadyExists",
-            ApiError::Conflict { .. } => "Conflict",
+            ApiError::Conflict { .. } | ApiError::ApplyConflict { .. } => "Conflict",
             ApiError::Invalid { .. } => "Invalid",
             ApiError::BadRequest(_) => "BadRequest",
             ApiError::Forbidden { .. } => "Forbidden",
@@ -129,13 +134,12 @@ impl ApiError {
         let details = match self {
             ApiError::NotFound { kind, name } | ApiError::AlreadyExists { kind, name } => Some(details_for(kind, name)),
             ApiError::Conflict { kind, name, .. } => Some(details_for(kind, name)),
+            ApiError::ApplyConflict { causes, .. } => Some(json!({"causes": causes_json(causes)})),
             ApiError::Invalid { group, kind, name, causes, .. } => Some(json!({
                 "name": name,
                 "group": group,
                 "kind": kind,
-                "causes": causes.iter().map(|c| json!({
-                    "reason": c.reason, "message": c.message, "field": c.field,
-                })).collect::<Vec<_>>(),
+                "causes": causes_json(causes),
             })),
             ApiError::Internal(message) => Some(json!({"causes": [{"message": message}]})),
             _ => None,
@@ -145,6 +149,10 @@ impl ApiError {
         }
         status
     }
+}
+
+fn causes_json(causes: &[Cause]) -> Vec<Value> {
+    causes.iter().map(|c| json!({"reason": c.reason, "message": c.message, "field": c.field})).collect()
 }
 
 /// `kind` here is `pods` or `deployments.apps`; the details split it back.

@@ -65,8 +65,12 @@ async fn write(registry: &Registry, plural: &str, wanted: Value) -> ApiResult<()
     let (group, version) = if plural == "endpoints" { ("", "v1") } else { ("discovery.k8s.io", "v1") };
     let resource =
         resources::find(group, version, plural).ok_or_else(|| ApiError::Internal(format!("no resource {plural}")))?;
-    let options =
-        WriteOptions { dry_run: false, field_manager: "capstan-apiserver".into(), validation: FieldValidation::Strict };
+    let options = WriteOptions {
+        dry_run: false,
+        field_manager: "capstan-apiserver".into(),
+        validation: FieldValidation::Strict,
+        force: false,
+    };
     let current = match registry.get(resource, NAMESPACE, NAME).await {
         Ok(current) => current,
         Err(ApiError::NotFound { .. }) => {

@@ -14,6 +14,7 @@ mod error;
 mod http;
 pub mod join_token;
 mod kubernetes_service;
+mod managed_fields;
 mod metrics;
 mod object;
 mod openapi;

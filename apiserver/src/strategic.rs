@@ -109,7 +109,11 @@ fn field(ty: Ty, kind_spec: Ty, kind_status: Ty, name: &str) -> Field {
 
 /// The types of `spec` and `status` for a kind, read from its `kind` field.
 fn kind_types(object: &Value) -> (Ty, Ty) {
-    match object["kind"].as_str().unwrap_or("") {
+    kind_types_named(object["kind"].as_str().unwrap_or(""))
+}
+
+fn kind_types_named(kind: &str) -> (Ty, Ty) {
+    match kind {
         "Pod" => (Ty::PodSpec, Ty::PodStatus),
         "Deployment" | "ReplicaSet" | "DaemonSet" | "StatefulSet" | "Job" => (Ty::WorkloadSpec, Ty::WithConditions),
         "CronJob" => (Ty::CronJobSpec, Ty::WithConditions),
@@ -117,6 +121,41 @@ fn kind_types(object: &Value) -> (Ty, Ty) {
         "Node" => (Ty::Root, Ty::NodeStatus),
         "ServiceAccount" => (Ty::ServiceAccount, Ty::WithConditions),
         _ => (Ty::Root, Ty::WithConditions),
+    }
+}
+
+/// How field ownership (managedFields) tells the parts of a value apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    /// A map or struct: each field is owned on its own; the fields' schema.
+    Map(Schema),
+    /// A list whose elements are told apart by a key; the elements' schema.
+    Keyed(&'static str, Schema),
+    /// A set of primitives: each value is owned on its own.
+    Set,
+    /// Owned whole: scalars, empty maps, lists replaced as a whole.
+    Atomic,
+}
+
+/// The field shapes of one kind, by the same declarations the strategic
+/// merge follows.
+pub struct KindShapes(Walker);
+
+impl KindShapes {
+    pub fn of(kind: &str) -> Self {
+        let (spec, status) = kind_types_named(kind);
+        KindShapes(Walker { spec, status })
+    }
+
+    /// The shape of `value`, found at `name` inside a value of `schema`.
+    pub fn shape(&self, schema: Schema, name: &str, value: &Value) -> Shape {
+        match (self.0.field(schema, name), value) {
+            (Field::MergeList(key, element), Value::Array(_)) => Shape::Keyed(key, element),
+            (Field::PrimitiveSet, Value::Array(_)) => Shape::Set,
+            (Field::Nested(ty), Value::Object(map)) if !map.is_empty() => Shape::Map(Schema::Type(ty)),
+            (_, Value::Object(map)) if !map.is_empty() => Shape::Map(Schema::Untyped),
+            _ => Shape::Atomic,
+        }
     }
 }
 

@@ -114,6 +114,74 @@ fn apply_twice_server_side_apply_and_tables() {
     assert_eq!(sorted.lines().collect::<Vec<_>>(), vec!["deployment.apps/api", "deployment.apps/web"]);
 }
 
+/// A ConfigMap `owned` with these data entries and labels, as YAML.
+fn owned_configmap(data: &[(&str, &str)], labels: &[(&str, &str)]) -> String {
+    let mut yaml = String::from("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: owned\n");
+    if !labels.is_empty() {
+        yaml.push_str("  labels:\n");
+        for (key, value) in labels {
+            yaml.push_str(&format!("    {key}: \"{value}\"\n"));
+        }
+    }
+    yaml.push_str("data:\n");
+    for (key, value) in data {
+        yaml.push_str(&format!("  {key}: \"{value}\"\n"));
+    }
+    yaml
+}
+
+#[test]
+fn server_side_apply_conflicts_force_and_removes_dropped_fields() {
+    let Some((_dir, cp)) = start() else { return };
+    let apply = |manager: &str, manifest: &str, extra: &[&str]| {
+        let mut args = vec!["apply", "--server-side", "--field-manager", manager, "-f", "-"];
+        args.extend_from_slice(extra);
+        cp.kubectl_with_input(&args, Some(manifest))
+    };
+    let data = || cp.kubectl_ok(&["get", "cm", "owned", "-o", "jsonpath={.data}"]);
+    let first = apply("team-a", &owned_configmap(&[("a", "1"), ("b", "2")], &[("tier", "x")]), &[]);
+    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+
+    // Changing a field another manager set is refused, and nothing changes.
+    let refused = apply("team-b", &owned_configmap(&[("a", "9")], &[]), &[]);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success(), "a conflicting apply succeeded");
+    assert!(
+        stderr.contains("Apply failed with 1 conflict: conflict with \"team-a\": .data.a")
+            && stderr.contains("--force-conflicts"),
+        "{stderr}"
+    );
+    assert_eq!(data(), r#"{"a":"1","b":"2"}"#);
+
+    // Forced, team-b takes `a` over; the same value for `b` is shared.
+    let forced = apply("team-b", &owned_configmap(&[("a", "9"), ("b", "2")], &[]), &["--force-conflicts"]);
+    assert!(forced.status.success(), "{}", String::from_utf8_lossy(&forced.stderr));
+    assert_eq!(data(), r#"{"a":"9","b":"2"}"#);
+
+    // team-a drops `b` and its label: the label goes, `b` stays with team-b.
+    let dropped = apply("team-a", &owned_configmap(&[("c", "3")], &[]), &[]);
+    assert!(dropped.status.success(), "{}", String::from_utf8_lossy(&dropped.stderr));
+    assert_eq!(data(), r#"{"a":"9","b":"2","c":"3"}"#);
+    assert_eq!(cp.kubectl_ok(&["get", "cm", "owned", "-o", "jsonpath={.metadata.labels}"]), "");
+    let managed = cp.kubectl_ok(&["get", "cm", "owned", "-o", "yaml", "--show-managed-fields"]);
+    assert!(managed.contains("manager: team-a") && managed.contains("manager: team-b"), "{managed}");
+
+    // An update takes the fields it changes: team-a's next apply of `c`
+    // conflicts with kubectl patch's manager.
+    cp.kubectl_ok(&["patch", "cm", "owned", "--type=merge", "-p", r#"{"data":{"c":"4"}}"#]);
+    let refused = apply("team-a", &owned_configmap(&[("c", "3")], &[]), &[]);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("conflict with \"kubectl-patch\" using v1: .data.c"), "{stderr}");
+
+    // A client-side applied object moves to server-side apply without
+    // conflicts: kubectl hands its fields over.
+    let web = DEPLOYMENT.replace("name: web", "name: handed");
+    cp.kubectl_apply(&["apply", "-f", "-"], &web);
+    let changed = web.replace("replicas: 2", "replicas: 3");
+    cp.kubectl_apply(&["apply", "--server-side", "-f", "-"], &changed);
+    assert_eq!(cp.kubectl_ok(&["get", "deploy", "handed", "-o", "jsonpath={.spec.replicas}"]), "3");
+}
+
 #[test]
 fn create_replace_delete_and_kubernetes_error_messages() {
     let Some((_dir, cp)) = start() else { return };
@@ -328,6 +396,28 @@ fn services_get_cluster_ips_and_node_ports() {
     let relabel = cp.kubectl_ok(&["label", "svc", "copy", "tier=front"]);
     assert!(relabel.contains("labeled"));
     assert_eq!(cp.kubectl_ok(&["get", "svc", "copy", "-o", "jsonpath={.spec.clusterIP}"]), ip, "updates keep the IP");
+
+    // Updates: an added port gets a node port, a type without node ports
+    // gives them back, and a type with them hands them out again.
+    let node_ports = |name: &str| cp.kubectl_ok(&["get", "svc", name, "-o", "jsonpath={.spec.ports[*].nodePort}"]);
+    let add_port = r#"[{"op": "add", "path": "/spec/ports/-", "value": {"name": "tls", "port": 443}}]"#;
+    let name_first = r#"[{"op": "add", "path": "/spec/ports/0/name", "value": "web"}]"#;
+    cp.kubectl_ok(&["patch", "svc", "open", "--type=json", "-p", name_first]);
+    cp.kubectl_ok(&["patch", "svc", "open", "--type=json", "-p", add_port]);
+    let ports: Vec<i64> = node_ports("open").split_whitespace().filter_map(|p| p.parse().ok()).collect();
+    assert!(ports.len() == 2 && ports[0] == port && (30000..=32767).contains(&ports[1]), "{ports:?}");
+    cp.kubectl_ok(&["patch", "svc", "open", "-p", r#"{"spec": {"type": "ClusterIP"}}"#]);
+    assert_eq!(node_ports("open"), "", "ClusterIP Services have no node ports");
+    let reuse = service("reuse", &format!("  type: NodePort
+  ports: [{{port: 80, nodePort: {port}}}]
+"))
+        .replace("  ports: [{port: 80}]
+", "");
+    cp.kubectl_apply(&["apply", "-f", "-"], &reuse);
+    assert_eq!(node_ports("reuse"), port.to_string(), "the node port was given back");
+    cp.kubectl_ok(&["patch", "svc", "copy", "-p", r#"{"spec": {"type": "NodePort"}}"#]);
+    let given: i64 = node_ports("copy").parse().expect("a node port");
+    assert!((30000..=32767).contains(&given) && given != port, "{given}");
 }
 
 #[test]

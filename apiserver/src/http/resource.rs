@@ -75,7 +75,7 @@ pub async fn serve(
         ("create", "") => {
             let object = decode_body(&parts.headers, &body)?;
             check_type(resource, &object)?;
-            let outcome = registry.create(resource, ns, object, &write_options(query)?).await?;
+            let outcome = registry.create(resource, ns, object, &write_options(query, &parts.headers)?).await?;
             Ok(written(resource, outcome, StatusCode::CREATED, format, query))
         }
         ("create", "binding") => subresources::bind(registry, resource, ns, name, &parts.headers, &body, query).await,
@@ -83,7 +83,8 @@ pub async fn serve(
         ("update", "" | "status") => {
             let object = decode_body(&parts.headers, &body)?;
             check_type(resource, &object)?;
-            let outcome = registry.update(resource, ns, name, sub, object, &write_options(query)?).await?;
+            let outcome =
+                registry.update(resource, ns, name, sub, object, &write_options(query, &parts.headers)?).await?;
             let status = if outcome.created { StatusCode::CREATED } else { StatusCode::OK };
             Ok(written(resource, outcome, status, format, query))
         }
@@ -94,7 +95,10 @@ pub async fn serve(
         ("patch", "" | "status") => {
             let content_type = parts.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
             let patch_type = PatchType::from_content_type(content_type)?;
-            let options = write_options(query)?;
+            if patch_type == PatchType::Apply && query.get("fieldManager").is_none() {
+                return Err(ApiError::bad_request("PATCH requests with apply must set a field manager (fieldManager)"));
+            }
+            let options = write_options(query, &parts.headers)?;
             let outcome = registry.patch(resource, ns, name, sub, patch_type, &body, &options).await?;
             let status = if outcome.created { StatusCode::CREATED } else { StatusCode::OK };
             Ok(written(resource, outcome, status, format, query))
@@ -187,7 +191,9 @@ fn check_type(resource: &Resource, object: &Value) -> ApiResult<()> {
     Ok(())
 }
 
-pub fn write_options(query: &Query) -> ApiResult<WriteOptions> {
+/// Options of a write. Without `fieldManager`, the manager is the client's
+/// User-Agent up to its first `/`, as Kubernetes names it.
+pub fn write_options(query: &Query, headers: &http::HeaderMap) -> ApiResult<WriteOptions> {
     let dry_run = match query.get("dryRun") {
         None => false,
         Some("All") => true,
@@ -199,9 +205,19 @@ pub fn write_options(query: &Query) -> ApiResult<WriteOptions> {
     };
     Ok(WriteOptions {
         dry_run,
-        field_manager: query.get("fieldManager").unwrap_or("").to_string(),
+        field_manager: match query.get("fieldManager") {
+            Some(manager) => manager.to_string(),
+            None => user_agent_manager(headers),
+        },
         validation: FieldValidation::parse(query.get("fieldValidation"))?,
+        force: query.flag("force"),
     })
+}
+
+fn user_agent_manager(headers: &http::HeaderMap) -> String {
+    let agent = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let name = agent.split('/').next().unwrap_or("");
+    name.chars().take(128).collect()
 }
 
 fn list_options(resource: &Resource, query: &Query) -> ApiResult<ListOptions> {

@@ -10,6 +10,7 @@ use super::resource::write_options;
 use super::respond::{Body, Format, json_response, object_response};
 use super::{decode_body, success_status};
 use crate::error::{ApiError, ApiResult};
+use crate::managed_fields::Ownership;
 use crate::patch::{self, PatchType};
 use crate::registry::{DeleteOptions, Registry};
 use crate::request::Query;
@@ -72,7 +73,7 @@ pub async fn scale(
         let object = registry.get(resource, namespace, name).await?;
         return Ok(json_response(StatusCode::OK, &to_scale(&object)));
     }
-    let options = write_options(query)?;
+    let options = write_options(query, headers)?;
     let patch_type = match verb {
         "patch" => {
             let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
@@ -91,6 +92,7 @@ pub async fn scale(
         None => Some(schema::check(SCALE, decode_body(headers, body)?, options.validation)?.object),
         Some(_) => None,
     };
+    let ownership = Ownership::new(resource, "scale");
     let outcome = registry
         .update_with(resource, namespace, name, None, &options, |current| {
             let current_scale = to_scale(current);
@@ -107,6 +109,7 @@ pub async fn scale(
             let mut next = current.clone();
             next["spec"]["replicas"] = json!(replicas);
             strategy::prepare_for_update(resource, &mut next, current);
+            ownership.record_update(&options.field_manager, Some(current), &mut next);
             Ok(next)
         })
         .await?;
@@ -130,7 +133,7 @@ pub async fn bind(
     if node.is_empty() {
         return Err(ApiError::bad_request("a Binding needs target.name, the node"));
     }
-    let options = write_options(query)?;
+    let options = write_options(query, headers)?;
     registry
         .update_with(resource, namespace, name, None, &options, |current| {
             if object::is_deleting(current) {
@@ -218,7 +221,7 @@ pub async fn finalize(
 ) -> ApiResult<Response<Body>> {
     let sent = decode_body(headers, body)?;
     let finalizers = sent["spec"]["finalizers"].clone();
-    let options = write_options(query)?;
+    let options = write_options(query, headers)?;
     let outcome = registry
         .update_with(resource, "", name, None, &options, |current| {
             let mut next = current.clone();

@@ -102,9 +102,39 @@ impl Registry {
         if !matches!(kind, "NodePort" | "LoadBalancer") {
             return Ok(());
         }
+        self.claim_node_ports(service, &[], owner, name, claimed).await
+    }
+
+    /// Node ports for an updated Service: a port without one (added, or the
+    /// type changed to NodePort) gets one, a newly requested one is claimed.
+    /// Returns the keys claimed, to give back if the write does not land.
+    pub(super) async fn claim_new_node_ports(&self, old: &Value, new: &mut Value) -> ApiResult<Vec<String>> {
+        if !has_node_ports(new) {
+            return Ok(Vec::new());
+        }
+        let owner = format!("{}/{}", object::namespace(new), object::name(new));
+        let name = object::name(new).to_string();
+        let held = node_ports(old);
+        let mut claimed = Vec::new();
+        let result = self.claim_node_ports(new, &held, &owner, &name, &mut claimed).await;
+        if result.is_err() {
+            self.release_keys(&claimed).await;
+        }
+        result.map(|()| claimed)
+    }
+
+    async fn claim_node_ports(
+        &self,
+        service: &mut Value,
+        held: &[i64],
+        owner: &str,
+        name: &str,
+        claimed: &mut Vec<String>,
+    ) -> ApiResult<()> {
         let count = service["spec"]["ports"].as_array().map_or(0, Vec::len);
         for i in 0..count {
             let port = match service["spec"]["ports"][i]["nodePort"].as_i64() {
+                Some(kept) if held.contains(&kept) => continue,
                 Some(wanted) if wanted != 0 => {
                     if !self.claim(&format!("{PORT_KEYS}{wanted}"), owner).await? {
                         return Err(invalid(
@@ -121,6 +151,14 @@ impl Registry {
             service["spec"]["ports"][i]["nodePort"] = json!(port);
         }
         Ok(())
+    }
+
+    /// Gives back the node ports an updated Service no longer uses.
+    pub(super) async fn release_dropped_node_ports(&self, old: &Value, new: &Value) {
+        let kept = node_ports(new);
+        let dropped: Vec<String> =
+            node_ports(old).into_iter().filter(|p| !kept.contains(p)).map(|p| format!("{PORT_KEYS}{p}")).collect();
+        self.release_keys(&dropped).await;
     }
 
     async fn claim_free_ip(&self, owner: &str) -> ApiResult<Ipv4Addr> {
@@ -168,28 +206,45 @@ impl Registry {
             .filter(|ip| *ip != "None")
             .map(|ip| format!("{IP_KEYS}{ip}"))
             .collect();
-        for port in service["spec"]["ports"].as_array().into_iter().flatten() {
-            if let Some(node_port) = port["nodePort"].as_i64() {
-                keys.push(format!("{PORT_KEYS}{node_port}"));
-            }
-        }
+        keys.extend(node_ports(service).into_iter().map(|port| format!("{PORT_KEYS}{port}")));
+        self.release_keys(&keys).await;
+    }
+
+    pub(super) async fn release_keys(&self, keys: &[String]) {
         for key in keys {
-            if let Err(e) = self.release_key(&key).await {
+            if let Err(e) = self.release_key(key).await {
                 tracing::warn!(%key, error = %e, "could not release a service address; it stays taken");
             }
         }
     }
 }
 
-/// An update keeps the addresses the Service was given.
+fn has_node_ports(service: &Value) -> bool {
+    matches!(service["spec"]["type"].as_str(), Some("NodePort" | "LoadBalancer"))
+}
+
+fn node_ports(service: &Value) -> Vec<i64> {
+    let ports = service["spec"]["ports"].as_array().into_iter().flatten();
+    ports.filter_map(|port| port["nodePort"].as_i64()).filter(|port| *port != 0).collect()
+}
+
+/// An update keeps the addresses the Service was given. A type without
+/// node ports drops them, as Kubernetes does.
 pub fn keep_service_addresses(new: &mut Value, old: &Value) {
     for field in ["clusterIP", "clusterIPs"] {
         if new["spec"][field].is_null() || new["spec"][field] == "" {
             new["spec"][field] = old["spec"][field].clone();
         }
     }
+    let keeps_node_ports = has_node_ports(new);
     let old_ports = old["spec"]["ports"].as_array().cloned().unwrap_or_default();
     for port in new["spec"]["ports"].as_array_mut().into_iter().flatten() {
+        if !keeps_node_ports {
+            if let Some(port) = port.as_object_mut() {
+                port.remove("nodePort");
+            }
+            continue;
+        }
         if port["nodePort"].as_i64().unwrap_or(0) == 0
             && let Some(previous) = old_ports.iter().find(|p| p["port"] == port["port"] && p["nodePort"].is_i64())
         {
@@ -204,13 +259,18 @@ mod tests {
 
     #[test]
     fn updates_keep_cluster_ips_and_node_ports() {
-        let old = json!({"spec": {"clusterIP": "10.96.3.4", "clusterIPs": ["10.96.3.4"],
+        let old = json!({"spec": {"type": "NodePort", "clusterIP": "10.96.3.4", "clusterIPs": ["10.96.3.4"],
             "ports": [{"port": 80, "nodePort": 30080}]}});
-        let mut new = json!({"spec": {"ports": [{"port": 80}, {"port": 443}]}});
+        let mut new = json!({"spec": {"type": "NodePort", "ports": [{"port": 80}, {"port": 443}]}});
         keep_service_addresses(&mut new, &old);
         assert_eq!(new["spec"]["clusterIP"], "10.96.3.4");
         assert_eq!(new["spec"]["ports"][0]["nodePort"], 30080);
         assert!(new["spec"]["ports"][1].get("nodePort").is_none());
+        assert_eq!(node_ports(&new), vec![30080]);
+
+        let mut cluster_ip = json!({"spec": {"type": "ClusterIP", "ports": [{"port": 80, "nodePort": 30080}]}});
+        keep_service_addresses(&mut cluster_ip, &old);
+        assert!(cluster_ip["spec"]["ports"][0].get("nodePort").is_none(), "ClusterIP has no node ports");
     }
 
     #[test]

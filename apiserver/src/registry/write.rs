@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 
 use super::{MAX_ATTEMPTS, Registry, encode_for_store, parse_resource_version, store_error};
 use crate::error::{ApiError, ApiResult, Cause};
+use crate::managed_fields::Ownership;
 use crate::patch::{self, PatchType};
 use crate::resources::Resource;
 use crate::schema::{self, FieldValidation, Kind};
@@ -19,6 +20,8 @@ pub struct WriteOptions {
     pub dry_run: bool,
     pub field_manager: String,
     pub validation: FieldValidation,
+    /// A server-side apply takes over fields other managers set.
+    pub force: bool,
 }
 
 /// The written object (with its resourceVersion) and what to warn about.
@@ -36,25 +39,33 @@ impl Registry {
         body: Value,
         opts: &WriteOptions,
     ) -> ApiResult<WriteOutcome> {
-        self.create_as(resource, namespace, body, opts, "Update").await
+        let checked = schema::check(Kind::of(resource), body, opts.validation)?;
+        self.create_as(resource, namespace, checked, opts, Operation::Update).await
     }
 
-    /// A create recorded in managedFields as `operation` (Update or Apply).
+    /// A create recorded in managedFields as an update or an apply.
     async fn create_as(
         &self,
         resource: &'static Resource,
         namespace: &str,
-        body: Value,
+        checked: schema::Checked,
         opts: &WriteOptions,
-        operation: &str,
+        operation: Operation,
     ) -> ApiResult<WriteOutcome> {
-        let checked = schema::check(Kind::of(resource), body, opts.validation)?;
         let mut object = checked.object;
         set_namespace(resource, namespace, &mut object)?;
+        let sent = object.clone();
         defaults::apply_defaults(resource.group, resource.plural, &mut object);
         strategy::prepare_for_create(resource, &mut object);
         admission::admit_create(self, resource, &mut object).await?;
-        record_manager(&mut object, &opts.field_manager, operation, resource);
+        let ownership = Ownership::new(resource, "");
+        match operation {
+            Operation::Update => ownership.record_update(&opts.field_manager, None, &mut object),
+            Operation::Apply => {
+                let mut applied = object.clone();
+                ownership.apply(&opts.field_manager, &sent, None, &mut applied, opts.force)?.write_to(&mut object);
+            }
+        }
         check_valid(resource, &object, None)?;
         let generate = object::name(&object).is_empty() && !object::meta_str(&object, "generateName").is_empty();
         let allocates = resource.plural == "services" && !opts.dry_run;
@@ -137,10 +148,11 @@ impl Registry {
             _ => {}
         }
         let precondition = parse_resource_version(object::meta_str(&incoming, "resourceVersion"))?;
+        let ownership = Ownership::new(resource, subresource);
         let mut outcome = self
             .update_with(resource, namespace, name, precondition, opts, |current| {
                 let mut next = prepare(resource, subresource, incoming.clone(), current);
-                record_manager(&mut next, &opts.field_manager, "Update", resource);
+                ownership.record_update(&opts.field_manager, Some(current), &mut next);
                 Ok(next)
             })
             .await?;
@@ -163,6 +175,20 @@ impl Registry {
         if patch_type == PatchType::Apply {
             return self.server_side_apply(resource, namespace, name, subresource, body, opts).await;
         }
+        if opts.force {
+            return Err(ApiError::Invalid {
+                kind_name: "PatchOptions.meta.k8s.io".into(),
+                group: "meta.k8s.io".into(),
+                kind: "PatchOptions".into(),
+                name: String::new(),
+                causes: vec![Cause {
+                    reason: "FieldValueForbidden".into(),
+                    field: "force".into(),
+                    message: "Forbidden: may not be specified for non-apply patch".into(),
+                }],
+            });
+        }
+        let ownership = Ownership::new(resource, subresource);
         self.update_with(resource, namespace, name, None, opts, |current| {
             let patched = patch::apply(patch_type, resource.group, resource.kind, current, body)?;
             // A patch that names a resourceVersion makes it a precondition.
@@ -171,14 +197,14 @@ impl Registry {
             }
             let checked = schema::check(Kind::of(resource), patched, opts.validation)?;
             let mut next = prepare(resource, subresource, checked.object, current);
-            record_manager(&mut next, &opts.field_manager, "Update", resource);
+            ownership.record_update(&opts.field_manager, Some(current), &mut next);
             Ok(next)
         })
         .await
     }
 
     /// Server-side apply: creates the object when missing, otherwise merges
-    /// the applied configuration in, and records the manager's fields.
+    /// the applied configuration in, as the field ownership allows.
     async fn server_side_apply(
         &self,
         resource: &'static Resource,
@@ -203,16 +229,19 @@ impl Registry {
         let key = resource.key(namespace, name);
         let exists = self.store.get(&key).await.map_err(store_error)?.is_some();
         if !exists && subresource.is_empty() {
-            return self.create_as(resource, namespace, applied.object, opts, "Apply").await;
+            return self.create_as(resource, namespace, applied, opts, Operation::Apply).await;
         }
         let schema = strategic::schema_for(resource.group, resource.kind);
+        let ownership = Ownership::new(resource, subresource);
         self.update_with(resource, namespace, name, None, opts, |current| {
-            let merged = strategic::apply(current, &applied.object, &schema)
+            let mut merged = strategic::apply(current, &applied.object, &schema)
                 .map_err(|e| ApiError::bad_request(e.to_string()))?;
+            let managed =
+                ownership.apply(&opts.field_manager, &applied.object, Some(current), &mut merged, opts.force)?;
             let mut next = prepare(resource, subresource, merged, current);
+            managed.write_to(&mut next);
             object::metadata_mut(&mut next)
                 .insert("resourceVersion".into(), json!(object::meta_str(current, "resourceVersion")));
-            record_manager(&mut next, &opts.field_manager, "Apply", resource);
             Ok(next)
         })
         .await
@@ -246,23 +275,32 @@ impl Registry {
             }
             // The last finalizer gone from an object being deleted: it goes.
             let deleting = object::is_done_deleting(&next);
+            let service = resource.plural == "services";
+            let claimed =
+                if service && !deleting { self.claim_new_node_ports(&current, &mut next).await? } else { Vec::new() };
             let written = if deleting {
                 self.store.delete_if(&key, revision).await
             } else {
                 self.store.put_if(&key, encode_for_store(&next)?, revision).await
             };
+            // On a store error the write may still have landed: what was
+            // claimed stays claimed rather than risk handing it out twice.
             match written.map_err(store_error)? {
                 Written::Done(revision) => {
-                    if deleting && resource.plural == "services" {
-                        self.release_service(&next).await;
+                    match (service, deleting) {
+                        (true, true) => self.release_service(&next).await,
+                        (true, false) => self.release_dropped_node_ports(&current, &next).await,
+                        _ => {}
                     }
                     object::set_resource_version(&mut next, revision);
                     return Ok(WriteOutcome { object: next, warnings: Vec::new(), created: false });
                 }
-                Written::Stale if precondition.is_some() => {
-                    return Err(ApiError::conflict(&resource.qualified(), name));
+                Written::Stale => {
+                    self.release_keys(&claimed).await;
+                    if precondition.is_some() {
+                        return Err(ApiError::conflict(&resource.qualified(), name));
+                    }
                 }
-                Written::Stale => continue,
             }
         }
         Err(ApiError::conflict(&resource.qualified(), name))
@@ -273,10 +311,20 @@ impl Registry {
 fn same_but_managers(a: &Value, b: &Value) -> bool {
     let strip = |v: &Value| {
         let mut v = v.clone();
-        object::metadata_mut(&mut v).remove("managedFields");
+        if let Some(Value::Array(entries)) = object::metadata_mut(&mut v).get_mut("managedFields") {
+            for entry in entries.iter_mut().filter_map(Value::as_object_mut) {
+                entry.remove("time");
+            }
+        }
         v
     };
     strip(a) == strip(b)
+}
+
+/// How a create is recorded in managedFields.
+enum Operation {
+    Update,
+    Apply,
 }
 
 /// The next version of an object from what the client sent.
@@ -330,80 +378,10 @@ fn check_valid(resource: &Resource, object: &Value, old: Option<&Value>) -> ApiR
     })
 }
 
-/// Keeps one `managedFields` entry per manager and operation, stamped with
-/// the time of its last write.
-fn record_manager(object: &mut Value, manager: &str, operation: &str, resource: &Resource) {
-    if manager.is_empty() {
-        return;
-    }
-    let fields = fields_v1(object);
-    let entry = json!({
-        "manager": manager,
-        "operation": operation,
-        "apiVersion": resource.api_version(),
-        "time": object::now(),
-        "fieldsType": "FieldsV1",
-        "fieldsV1": fields,
-    });
-    let meta = object::metadata_mut(object);
-    let mut entries: Vec<Value> = meta.get("managedFields").and_then(Value::as_array).cloned().unwrap_or_default();
-    entries.retain(|e| !(e["manager"] == manager && e["operation"] == operation));
-    entries.push(entry);
-    meta.insert("managedFields".into(), Value::Array(entries));
-}
-
-/// The set of fields an object sets, in FieldsV1 form (`f:<name>` keys;
-/// lists are owned whole).
-fn fields_v1(object: &Value) -> Value {
-    fn walk(value: &Value, top: bool) -> Value {
-        match value {
-            Value::Object(map) => {
-                let mut out = serde_json::Map::new();
-                for (key, child) in map {
-                    let server_owned = top && matches!(key.as_str(), "status" | "apiVersion" | "kind");
-                    if server_owned || (top && key == "metadata") {
-                        continue;
-                    }
-                    out.insert(format!("f:{key}"), walk(child, false));
-                }
-                Value::Object(out)
-            }
-            _ => json!({}),
-        }
-    }
-    let mut fields = walk(object, true);
-    let meta = object::metadata(object);
-    let mut meta_fields = serde_json::Map::new();
-    for part in ["labels", "annotations"] {
-        if let Some(map) = meta.and_then(|m| m.get(part)).and_then(Value::as_object) {
-            let keys = map.keys().map(|k| (format!("f:{k}"), json!({}))).collect();
-            meta_fields.insert(format!("f:{part}"), Value::Object(keys));
-        }
-    }
-    if !meta_fields.is_empty()
-        && let Some(map) = fields.as_object_mut()
-    {
-        map.insert("f:metadata".into(), Value::Object(meta_fields));
-    }
-    fields
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::resources;
-
-    #[test]
-    fn managers_are_recorded_once_each() {
-        let cm = resources::find("", "v1", "configmaps").expect("configmaps");
-        let mut object = json!({"metadata": {"name": "a", "labels": {"x": "1"}}, "data": {"k": "v"}});
-        record_manager(&mut object, "kubectl", "Apply", cm);
-        record_manager(&mut object, "kubectl", "Apply", cm);
-        record_manager(&mut object, "other", "Update", cm);
-        let entries = object["metadata"]["managedFields"].as_array().expect("entries");
-        assert_eq!(entries.len(), 2);
-        assert_eq!(entries[0]["fieldsV1"], json!({"f:data": {"f:k": {}}, "f:metadata": {"f:labels": {"f:x": {}}}}));
-    }
 
     #[test]
     fn namespaces_come_from_the_url() {
