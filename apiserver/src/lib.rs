@@ -46,11 +46,14 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 pub use pki::{ADMIN_GROUP, ADMIN_USER};
+pub use storage::StoreTls;
 
 /// How one replica runs.
 #[derive(Debug, Clone)]
 pub struct Config {
     pub store_endpoints: Vec<String>,
+    /// TLS to https:// store endpoints.
+    pub store_tls: Option<StoreTls>,
     pub data_dir: PathBuf,
     /// Where the CA and certificates live; replicas may share it.
     pub pki_dir: PathBuf,
@@ -137,7 +140,7 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     let url = format!("https://{client_host}:{}", address.port());
     write_kubeconfigs(&pki, &config.data_dir, &url)?;
 
-    let store = storage::Store::connect(&config.store_endpoints)?;
+    let store = storage::Store::connect(&config.store_endpoints, config.store_tls.as_ref())?;
     // Stops the registration and the endpoints reconciler when this future is dropped.
     let registration = CancellationToken::new();
     let _registered = registration.clone().drop_guard();

@@ -254,7 +254,7 @@ impl Ownership {
             }
             (Shape::Keyed(key, schema), Value::Array(items)) if items.iter().all(|i| i.get(key).is_some()) => {
                 for item in items {
-                    path.push(Step::Key(json!({ key: item[key] }).to_string()));
+                    path.push(Step::Key(list_map_key(key, item).to_string()));
                     set.insert(path.clone());
                     self.collect(item, Shape::Map(schema), path, set);
                     path.pop();
@@ -335,7 +335,28 @@ fn value_at<'a>(mut value: &'a Value, path: &[Step]) -> Option<&'a Value> {
 }
 
 fn matches_key(item: &Value, key: &Map<String, Value>) -> bool {
-    key.iter().all(|(name, value)| item.get(name) == Some(value))
+    key.iter().all(|(name, value)| match item.get(name) {
+        Some(found) => found == value,
+        None => key_default(name).as_ref() == Some(value),
+    })
+}
+
+/// What tells an element of a keyed list apart in a field set. Ports are
+/// keyed by number and protocol, as Kubernetes' schema lists them (strategic
+/// merge patch uses the number alone); an unset protocol is TCP.
+fn list_map_key(key: &str, item: &Value) -> Value {
+    let mut fields = json!({ key: item[key] });
+    if matches!(key, "port" | "containerPort") {
+        fields[PROTOCOL] = item.get(PROTOCOL).cloned().unwrap_or(json!("TCP"));
+    }
+    fields
+}
+
+const PROTOCOL: &str = "protocol";
+
+/// The value a key field has when the element leaves it out.
+fn key_default(name: &str) -> Option<Value> {
+    (name == PROTOCOL).then(|| json!("TCP"))
 }
 
 /// Removes what `path` leads to. Maps and lists it leaves empty go too,
@@ -587,6 +608,20 @@ mod tests {
         // What was written reads back the same.
         let again = decode(&deploy);
         assert_eq!(tree(&again[0].fields), owned[0].1);
+    }
+
+    #[test]
+    fn ports_are_told_apart_by_number_and_protocol() {
+        let services = Ownership::new(resources::find("", "v1", "services").expect("services"), "");
+        let mut dns = json!({"kind": "Service", "metadata": {"name": "dns"},
+            "spec": {"ports": [{"port": 53, "protocol": "UDP"}, {"port": 53}]}});
+        services.record_update("kubectl-create", None, &mut dns);
+        let ports = owners(&dns)[0].1["f:spec"]["f:ports"].clone();
+        let keys: Vec<&String> = ports.as_object().expect("ports").keys().collect();
+        assert_eq!(keys, vec![r#"k:{"port":53,"protocol":"TCP"}"#, r#"k:{"port":53,"protocol":"UDP"}"#]);
+        let tcp: Map<String, Value> = serde_json::from_str(&keys[0]["k:".len()..]).expect("key");
+        assert!(matches_key(&json!({"port": 53}), &tcp), "an unset protocol is TCP");
+        assert!(!matches_key(&json!({"port": 53, "protocol": "UDP"}), &tcp));
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! code runs against capstan's store or etcd. Writes are transactions on
 //! `mod_revision`, which is what makes every update optimistic.
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -18,7 +19,7 @@ use capstan_proto::etcdserverpb::{
 };
 use capstan_proto::mvccpb::KeyValue;
 use tokio::sync::mpsc;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 use tonic::{Code, Status};
 
 /// The store's answer when a revision has been compacted away.
@@ -85,6 +86,28 @@ pub enum WatchItem {
     Progress(i64),
 }
 
+/// TLS to https:// store endpoints: the CA the store's certificate is
+/// checked against, and the client certificate and key a store that
+/// checks clients (`--client-cert-auth`) asks for.
+#[derive(Debug, Clone)]
+pub struct StoreTls {
+    pub ca_file: PathBuf,
+    pub client: Option<(PathBuf, PathBuf)>,
+}
+
+impl StoreTls {
+    fn client_config(&self) -> Result<ClientTlsConfig, StoreError> {
+        let read = |what: &str, path: &Path| {
+            std::fs::read(path).map_err(|e| StoreError::Other(format!("store {what} {}: {e}", path.display())))
+        };
+        let mut config = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(read("CA", &self.ca_file)?));
+        if let Some((cert, key)) = &self.client {
+            config = config.identity(Identity::from_pem(read("client certificate", cert)?, read("client key", key)?));
+        }
+        Ok(config)
+    }
+}
+
 /// A client over every store endpoint: calls go to one and move to the next
 /// when it is unreachable, so losing a store member costs one retry.
 #[derive(Clone)]
@@ -96,13 +119,25 @@ pub struct Store {
 impl Store {
     /// Channels connect lazily: the apiserver starts while the store is
     /// still electing, and requests wait for it.
-    pub fn connect(endpoints: &[String]) -> Result<Store, StoreError> {
+    pub fn connect(endpoints: &[String], tls: Option<&StoreTls>) -> Result<Store, StoreError> {
+        let tls = tls.map(StoreTls::client_config).transpose()?;
         let mut channels = Vec::new();
         for url in endpoints {
             // etcdctl takes bare host:port endpoints too.
             let url = if url.contains("://") { url.clone() } else { format!("http://{url}") };
-            let endpoint = Endpoint::from_shared(url.clone())
-                .map_err(|e| StoreError::Other(format!("bad store endpoint {url}: {e}")))?
+            let mut endpoint = Endpoint::from_shared(url.clone())
+                .map_err(|e| StoreError::Other(format!("bad store endpoint {url}: {e}")))?;
+            if url.starts_with("https://") {
+                let Some(tls) = &tls else {
+                    return Err(StoreError::Other(format!(
+                        "store endpoint {url} uses TLS: give the CA that signed its certificate (--store-cafile)"
+                    )));
+                };
+                endpoint = endpoint
+                    .tls_config(tls.clone())
+                    .map_err(|e| StoreError::Other(format!("TLS for store endpoint {url}: {e}")))?;
+            }
+            let endpoint = endpoint
                 .connect_timeout(Duration::from_secs(3))
                 .tcp_nodelay(true)
                 .http2_keep_alive_interval(Duration::from_secs(10))

@@ -363,8 +363,12 @@ fn updates(group: &str, resource: &str, new: &Value, old: &Value, errors: &mut V
         errors.push(immutable("spec.selector", &new["spec"]["selector"]));
     }
     if (group, resource) == ("", "services") {
+        // A Service that becomes ExternalName gives its cluster IP up.
         let old_ip = old["spec"]["clusterIP"].as_str().unwrap_or("");
-        if !old_ip.is_empty() && new["spec"]["clusterIP"] != old["spec"]["clusterIP"] {
+        if !old_ip.is_empty()
+            && new["spec"]["type"] != "ExternalName"
+            && new["spec"]["clusterIP"] != old["spec"]["clusterIP"]
+        {
             errors.push(FieldError {
                 reason: "FieldValueInvalid",
                 field: "spec.clusterIPs[0]".into(),

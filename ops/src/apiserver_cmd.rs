@@ -14,8 +14,24 @@ pub struct ApiserverArgs {
     /// Store client URLs (comma-separated); any member will do.
     #[arg(long, env = "CAPSTAN_STORE_ENDPOINTS", value_delimiter = ',', default_value = "http://127.0.0.1:2379")]
     store_endpoints: Vec<String>,
+    /// The CA that signed the store's certificate, for https:// store endpoints.
+    #[arg(long, env = "CAPSTAN_STORE_CAFILE")]
+    store_cafile: Option<PathBuf>,
+    /// Client certificate for a store that checks clients (--client-cert-auth).
+    #[arg(long, env = "CAPSTAN_STORE_CERTFILE", requires_all = ["store_keyfile", "store_cafile"])]
+    store_certfile: Option<PathBuf>,
+    /// The key of --store-certfile.
+    #[arg(long, env = "CAPSTAN_STORE_KEYFILE", requires = "store_certfile")]
+    store_keyfile: Option<PathBuf>,
     #[command(flatten)]
     serving: ServingArgs,
+}
+
+impl ApiserverArgs {
+    fn store_tls(&self) -> Option<capstan_apiserver::StoreTls> {
+        let client = self.store_certfile.clone().zip(self.store_keyfile.clone());
+        self.store_cafile.clone().map(|ca_file| capstan_apiserver::StoreTls { ca_file, client })
+    }
 }
 
 /// What an apiserver replica needs besides its store.
@@ -57,11 +73,16 @@ impl ServingArgs {
         self.pki_dir.clone().unwrap_or_else(|| self.data_dir.join("pki"))
     }
 
-    pub fn config(&self, store_endpoints: Vec<String>) -> capstan_apiserver::Config {
+    pub fn config(
+        &self,
+        store_endpoints: Vec<String>,
+        store_tls: Option<capstan_apiserver::StoreTls>,
+    ) -> capstan_apiserver::Config {
         capstan_apiserver::Config {
             pki_dir: self.pki_dir(),
             data_dir: self.data_dir.clone(),
             store_endpoints,
+            store_tls,
             bind_address: self.bind_address.clone(),
             advertise_address: self.advertise_address.clone(),
             secure_port: self.secure_port,
@@ -74,7 +95,7 @@ impl ServingArgs {
 }
 
 pub async fn run(args: ApiserverArgs) -> anyhow::Result<()> {
-    let config = args.serving.config(args.store_endpoints);
+    let config = args.serving.config(args.store_endpoints.clone(), args.store_tls());
     tokio::select! {
         result = capstan_apiserver::run(config) => result.map_err(|e| anyhow::anyhow!("apiserver: {e}")),
         () = crate::store_cmd::terminated() => Ok(()),

@@ -7,7 +7,7 @@
 //! adds their store member through the first and hands them the CA. A
 //! restart needs neither: the data dir remembers.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use capstan_apiserver::join_token::JoinToken;
 use capstan_apiserver::pki::Pki;
@@ -120,17 +120,17 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         }
     };
 
-    let config = args.serving.config(vec![args.listen_client_urls.clone()]);
+    let config = args.serving.config(vec![args.listen_client_urls.clone()], None);
     let pki = capstan_apiserver::ensure_pki(&config)?;
     let secret = join_secret(&token_path, &pki, token.take())?;
-    let store_config = store_config(&args, &start, &store_dir, &pki)?;
+    let (store_config, store_tls) = store_config(&args, &start, &store_dir, &pki)?;
     let running =
         capstan_store::server::start(store_config).await.map_err(|e| anyhow::anyhow!("starting the store: {e}"))?;
     let shutdown = CancellationToken::new();
     // Also after a restart: a joiner may have stopped before its promotion.
     tokio::spawn(promote_when_ready(running.member.clone(), shutdown.clone()));
 
-    let config = capstan_apiserver::Config { join_secret: Some(secret), ..config };
+    let config = capstan_apiserver::Config { join_secret: Some(secret), store_tls, ..config };
     let result = crate::apiserver_cmd::serve_with_components(
         config,
         &data_dir,
@@ -174,15 +174,17 @@ pub(crate) fn write_private(path: &Path, contents: &[u8]) -> anyhow::Result<()> 
     Ok(())
 }
 
-/// The store member's configuration, with `capstan store`'s defaults. An
-/// https:// peer URL gets a peer certificate issued by the cluster CA at each
-/// start, and peers must present one too.
+/// The store member's configuration, with `capstan store`'s defaults, and
+/// how this server's apiserver reaches it. An https:// peer or client URL
+/// gets a certificate issued by the cluster CA at each start, and the other
+/// side must present one too: peers, and the apiserver with the same
+/// certificate as a client.
 fn store_config(
     args: &ServerArgs,
     start: &StoreStart,
     store_dir: &Path,
     pki: &Pki,
-) -> anyhow::Result<capstan_store::server::Config> {
+) -> anyhow::Result<(capstan_store::server::Config, Option<capstan_apiserver::StoreTls>)> {
     let mut flags = vec![
         "store".to_string(),
         format!("--name={}", args.name),
@@ -193,19 +195,39 @@ fn store_config(
         format!("--initial-cluster-token={}", start.cluster_token),
     ];
     if args.listen_peer_urls.starts_with("https://") {
-        let peer_dir = store_dir.join("peer-tls");
-        std::fs::create_dir_all(&peer_dir)?;
-        let hosts = vec![url_host(&args.listen_peer_urls)];
-        let (cert, key) = pki.issue_peer_certificate(&args.name, &hosts)?;
-        let (cert_file, key_file) = (peer_dir.join("peer.crt"), peer_dir.join("peer.key"));
-        write_private(&cert_file, cert.as_bytes())?;
-        write_private(&key_file, key.as_bytes())?;
-        flags.push(format!("--peer-cert-file={}", cert_file.display()));
-        flags.push(format!("--peer-key-file={}", key_file.display()));
-        flags.push(format!("--peer-trusted-ca-file={}", pki.ca_cert().display()));
-        flags.push("--peer-client-cert-auth".to_string());
+        let (cert, key) = member_certificate(pki, &store_dir.join("peer-tls"), &args.name, &args.listen_peer_urls)?;
+        flags.extend(mutual_tls_flags("peer-", &cert, &key, &pki.ca_cert()));
     }
-    crate::store_cmd::config_from_flags(&flags, store_dir.to_path_buf())
+    let mut store_tls = None;
+    if args.listen_client_urls.starts_with("https://") {
+        let (cert, key) = member_certificate(pki, &store_dir.join("client-tls"), &args.name, &args.listen_client_urls)?;
+        flags.extend(mutual_tls_flags("", &cert, &key, &pki.ca_cert()));
+        store_tls = Some(capstan_apiserver::StoreTls { ca_file: pki.ca_cert(), client: Some((cert, key)) });
+    }
+    let config = crate::store_cmd::config_from_flags(&flags, store_dir.to_path_buf())?;
+    Ok((config, store_tls))
+}
+
+/// etcd's flags for TLS that checks the other side's certificate too, on
+/// client (`prefix` "") or peer ("peer-") traffic.
+fn mutual_tls_flags(prefix: &str, cert: &Path, key: &Path, ca: &Path) -> [String; 4] {
+    [
+        format!("--{prefix}cert-file={}", cert.display()),
+        format!("--{prefix}key-file={}", key.display()),
+        format!("--{prefix}trusted-ca-file={}", ca.display()),
+        format!("--{prefix}client-cert-auth"),
+    ]
+}
+
+/// A certificate for the member's `url` (server and client use), issued by
+/// the cluster CA into `dir`; its certificate and key files.
+fn member_certificate(pki: &Pki, dir: &Path, name: &str, url: &str) -> anyhow::Result<(PathBuf, PathBuf)> {
+    std::fs::create_dir_all(dir)?;
+    let (cert, key) = pki.issue_peer_certificate(name, &[url_host(url)])?;
+    let (cert_file, key_file) = (dir.join("member.crt"), dir.join("member.key"));
+    write_private(&cert_file, cert.as_bytes())?;
+    write_private(&key_file, key.as_bytes())?;
+    Ok((cert_file, key_file))
 }
 
 /// The host of `scheme://host:port`, without brackets.

@@ -30,6 +30,11 @@ impl Apiserver {
 
     /// `capstan server` with extra flags.
     pub fn server_with(dir: &Path, extra: &[&str]) -> Apiserver {
+        Apiserver::server_with_store_scheme(dir, "http", extra)
+    }
+
+    /// `capstan server` whose store serves clients over `scheme` (http or https).
+    pub fn server_with_store_scheme(dir: &Path, scheme: &str, extra: &[&str]) -> Apiserver {
         let port = free_port();
         let (client, peer) = (free_port(), free_port());
         let args = vec![
@@ -39,7 +44,7 @@ impl Apiserver {
             "--secure-port".into(),
             port.to_string(),
             "--listen-client-urls".into(),
-            format!("http://127.0.0.1:{client}"),
+            format!("{scheme}://127.0.0.1:{client}"),
             "--listen-peer-urls".into(),
             format!("http://127.0.0.1:{peer}"),
         ];
@@ -49,8 +54,13 @@ impl Apiserver {
 
     /// A stateless replica over `store_endpoints`, sharing `pki_dir`.
     pub fn replica(dir: &Path, store_endpoints: &str, pki_dir: &Path) -> Apiserver {
+        Apiserver::replica_with(dir, store_endpoints, pki_dir, &[])
+    }
+
+    /// A replica with extra flags (e.g. the store's TLS).
+    pub fn replica_with(dir: &Path, store_endpoints: &str, pki_dir: &Path, extra: &[&str]) -> Apiserver {
         let port = free_port();
-        let args = vec![
+        let mut args = vec![
             "apiserver".to_string(),
             "--store-endpoints".into(),
             store_endpoints.to_string(),
@@ -61,6 +71,7 @@ impl Apiserver {
             "--secure-port".into(),
             port.to_string(),
         ];
+        args.extend(extra.iter().map(|a| a.to_string()));
         Apiserver::spawn(dir, port, args)
     }
 

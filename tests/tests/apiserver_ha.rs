@@ -1,10 +1,13 @@
 //! Two apiserver replicas over one three-member store: a write through one
 //! is seen by a watch on the other, and losing a replica loses nothing.
+//! Replicas and servers reach a store that serves clients over TLS.
 
 use std::time::Duration;
 
 use capstan_tests::kube_cluster::Apiserver;
 use capstan_tests::store_cluster::Cluster;
+use capstan_tests::tls_cluster::{ADMIN, TlsCluster};
+use capstan_tests::{capstan_bin, have};
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, PostParams, WatchEvent, WatchParams};
@@ -46,4 +49,54 @@ fn replicas_share_one_store() {
             .collect();
         assert_eq!(names, vec!["after", "shared"]);
     });
+}
+
+#[test]
+fn replica_over_a_store_that_requires_client_certificates() {
+    let store = TlsCluster::start(1);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let certs = &store.certs;
+    let (ca, cert, key) =
+        (certs.join("ca.crt"), certs.join(format!("{ADMIN}.crt")), certs.join(format!("{ADMIN}.key")));
+
+    // https:// without the CA to check the store's certificate against: refused at start.
+    let refused = std::process::Command::new(capstan_bin())
+        .args(["apiserver", "--store-endpoints", &store.endpoints(), "--secure-port", "0", "--data-dir"])
+        .arg(dir.path().join("no-ca"))
+        .output()
+        .expect("run capstan apiserver");
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success() && said.contains("--store-cafile"), "{said}");
+
+    let tls = [
+        "--store-cafile",
+        ca.to_str().expect("path"),
+        "--store-certfile",
+        cert.to_str().expect("path"),
+        "--store-keyfile",
+        key.to_str().expect("path"),
+    ];
+    if !have("kubectl") {
+        return;
+    }
+    let api = Apiserver::replica_with(&dir.path().join("a"), &store.endpoints(), &dir.path().join("pki"), &tls);
+    api.kubectl_ok(&["create", "configmap", "over-tls", "--from-literal=k=v"]);
+    let value = api.kubectl_ok(&["get", "configmap", "over-tls", "-o", "jsonpath={.data.k}"]);
+    assert_eq!(value, "v");
+    let keys = store.etcdctl(&store.endpoints(), &["get", "--prefix", "--keys-only", "/registry/configmaps/default/"]);
+    assert!(keys.expect_ok("get keys").contains("/registry/configmaps/default/over-tls"));
+}
+
+#[test]
+fn server_with_its_store_over_tls() {
+    if !have("kubectl") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Apiserver::server_with_store_scheme(dir.path(), "https", &[]);
+    server.kubectl_ok(&["create", "configmap", "kept", "--from-literal=k=v"]);
+    let value = server.kubectl_ok(&["get", "configmap", "kept", "-o", "jsonpath={.data.k}"]);
+    assert_eq!(value, "v");
+    let tls = dir.path().join("store/client-tls");
+    assert!(tls.join("member.crt").exists() && tls.join("member.key").exists(), "the store's client certificate");
 }

@@ -408,16 +408,34 @@ fn services_get_cluster_ips_and_node_ports() {
     assert!(ports.len() == 2 && ports[0] == port && (30000..=32767).contains(&ports[1]), "{ports:?}");
     cp.kubectl_ok(&["patch", "svc", "open", "-p", r#"{"spec": {"type": "ClusterIP"}}"#]);
     assert_eq!(node_ports("open"), "", "ClusterIP Services have no node ports");
-    let reuse = service("reuse", &format!("  type: NodePort
+    let reuse = service(
+        "reuse",
+        &format!(
+            "  type: NodePort
   ports: [{{port: 80, nodePort: {port}}}]
-"))
-        .replace("  ports: [{port: 80}]
-", "");
+"
+        ),
+    )
+    .replace(
+        "  ports: [{port: 80}]
+",
+        "",
+    );
     cp.kubectl_apply(&["apply", "-f", "-"], &reuse);
     assert_eq!(node_ports("reuse"), port.to_string(), "the node port was given back");
     cp.kubectl_ok(&["patch", "svc", "copy", "-p", r#"{"spec": {"type": "NodePort"}}"#]);
     let given: i64 = node_ports("copy").parse().expect("a node port");
     assert!((30000..=32767).contains(&given) && given != port, "{given}");
+
+    // To ExternalName and back: the cluster IP is given up, then a fresh one handed out.
+    let to_name = r#"{"spec": {"type": "ExternalName", "externalName": "db.example.com"}}"#;
+    cp.kubectl_ok(&["patch", "svc", "copy", "-p", to_name]);
+    let addresses = "jsonpath={.spec.clusterIP}|{.spec.ports[*].nodePort}";
+    assert_eq!(cp.kubectl_ok(&["get", "svc", "copy", "-o", addresses]), "|");
+    cp.kubectl_apply(&["apply", "-f", "-"], &service("again", &format!("  clusterIP: {ip}\n")));
+    cp.kubectl_ok(&["patch", "svc", "copy", "-p", r#"{"spec": {"type": "ClusterIP", "externalName": null}}"#]);
+    let fresh = cp.kubectl_ok(&["get", "svc", "copy", "-o", "jsonpath={.spec.clusterIP}"]);
+    assert!(fresh.starts_with("10.") && fresh != ip, "{fresh}");
 }
 
 #[test]

@@ -59,64 +59,83 @@ impl Registry {
         name: &str,
         claimed: &mut Vec<String>,
     ) -> ApiResult<()> {
-        let requested = service["spec"]["clusterIP"].as_str().unwrap_or("").to_string();
-        if requested != "None" {
-            let ip = match requested.as_str() {
-                "" => self.claim_free_ip(owner).await?,
-                wanted => {
-                    let ip: Ipv4Addr = wanted.parse().map_err(|_| {
-                        invalid(
-                            "spec.clusterIPs[0]",
-                            format!("Invalid value: \"{wanted}\": must be a valid IP address"),
-                            name,
-                        )
-                    })?;
-                    let offset = u32::from(ip).wrapping_sub(SERVICE_NETWORK);
-                    if offset >= SERVICE_NETWORK_SIZE {
-                        return Err(invalid(
-                            "spec.clusterIPs[0]",
-                            format!(
-                                "Invalid value: \"{wanted}\": provided IP is not in the valid range. The range of valid IPs is 10.96.0.0/12"
-                            ),
-                            name,
-                        ));
-                    }
-                    if !self.claim(&format!("{IP_KEYS}{ip}"), owner).await? {
-                        return Err(invalid(
-                            "spec.clusterIPs[0]",
-                            format!(
-                                "Invalid value: \"{wanted}\": failed to allocate IP {wanted}: provided IP is already allocated"
-                            ),
-                            name,
-                        ));
-                    }
-                    ip
-                }
-            };
-            claimed.push(format!("{IP_KEYS}{ip}"));
-            service["spec"]["clusterIP"] = json!(ip.to_string());
-            service["spec"]["clusterIPs"] = json!([ip.to_string()]);
-        } else {
-            service["spec"]["clusterIPs"] = json!(["None"]);
-        }
+        self.claim_cluster_ip(service, owner, name, claimed).await?;
         if !matches!(kind, "NodePort" | "LoadBalancer") {
             return Ok(());
         }
         self.claim_node_ports(service, &[], owner, name, claimed).await
     }
 
-    /// Node ports for an updated Service: a port without one (added, or the
-    /// type changed to NodePort) gets one, a newly requested one is claimed.
-    /// Returns the keys claimed, to give back if the write does not land.
-    pub(super) async fn claim_new_node_ports(&self, old: &Value, new: &mut Value) -> ApiResult<Vec<String>> {
-        if !has_node_ports(new) {
-            return Ok(Vec::new());
+    /// The cluster IP the Service asks for, or a free one; none for a
+    /// headless Service (`clusterIP: None`).
+    async fn claim_cluster_ip(
+        &self,
+        service: &mut Value,
+        owner: &str,
+        name: &str,
+        claimed: &mut Vec<String>,
+    ) -> ApiResult<()> {
+        let requested = service["spec"]["clusterIP"].as_str().unwrap_or("").to_string();
+        if requested == "None" {
+            service["spec"]["clusterIPs"] = json!(["None"]);
+            return Ok(());
         }
+        let ip = match requested.as_str() {
+            "" => self.claim_free_ip(owner).await?,
+            wanted => {
+                let ip: Ipv4Addr = wanted.parse().map_err(|_| {
+                    invalid(
+                        "spec.clusterIPs[0]",
+                        format!("Invalid value: \"{wanted}\": must be a valid IP address"),
+                        name,
+                    )
+                })?;
+                let offset = u32::from(ip).wrapping_sub(SERVICE_NETWORK);
+                if offset >= SERVICE_NETWORK_SIZE {
+                    return Err(invalid(
+                        "spec.clusterIPs[0]",
+                        format!(
+                            "Invalid value: \"{wanted}\": provided IP is not in the valid range. The range of valid IPs is 10.96.0.0/12"
+                        ),
+                        name,
+                    ));
+                }
+                if !self.claim(&format!("{IP_KEYS}{ip}"), owner).await? {
+                    return Err(invalid(
+                        "spec.clusterIPs[0]",
+                        format!(
+                            "Invalid value: \"{wanted}\": failed to allocate IP {wanted}: provided IP is already allocated"
+                        ),
+                        name,
+                    ));
+                }
+                ip
+            }
+        };
+        claimed.push(format!("{IP_KEYS}{ip}"));
+        service["spec"]["clusterIP"] = json!(ip.to_string());
+        service["spec"]["clusterIPs"] = json!([ip.to_string()]);
+        Ok(())
+    }
+
+    /// Addresses for an updated Service: a cluster IP when it had none (its
+    /// type changed from ExternalName), and a node port for each port without
+    /// one (added, or the type changed to NodePort); a newly requested one is
+    /// claimed. Returns the keys claimed, to give back if the write does not land.
+    pub(super) async fn claim_new_addresses(&self, old: &Value, new: &mut Value) -> ApiResult<Vec<String>> {
         let owner = format!("{}/{}", object::namespace(new), object::name(new));
         let name = object::name(new).to_string();
-        let held = node_ports(old);
         let mut claimed = Vec::new();
-        let result = self.claim_node_ports(new, &held, &owner, &name, &mut claimed).await;
+        let mut result = Ok(());
+        // Validation lets a cluster IP change only when there was none.
+        let ip = &new["spec"]["clusterIP"];
+        let unset = ip.as_str().is_none_or(str::is_empty);
+        if new["spec"]["type"] != "ExternalName" && (unset || *ip != old["spec"]["clusterIP"]) {
+            result = self.claim_cluster_ip(new, &owner, &name, &mut claimed).await;
+        }
+        if result.is_ok() && has_node_ports(new) {
+            result = self.claim_node_ports(new, &node_ports(old), &owner, &name, &mut claimed).await;
+        }
         if result.is_err() {
             self.release_keys(&claimed).await;
         }
@@ -153,11 +172,10 @@ impl Registry {
         Ok(())
     }
 
-    /// Gives back the node ports an updated Service no longer uses.
-    pub(super) async fn release_dropped_node_ports(&self, old: &Value, new: &Value) {
-        let kept = node_ports(new);
-        let dropped: Vec<String> =
-            node_ports(old).into_iter().filter(|p| !kept.contains(p)).map(|p| format!("{PORT_KEYS}{p}")).collect();
+    /// Gives back the cluster IP and node ports an updated Service no longer uses.
+    pub(super) async fn release_dropped_addresses(&self, old: &Value, new: &Value) {
+        let kept = address_keys(new);
+        let dropped: Vec<String> = address_keys(old).into_iter().filter(|key| !kept.contains(key)).collect();
         self.release_keys(&dropped).await;
     }
 
@@ -198,16 +216,7 @@ impl Registry {
 
     /// Frees what a deleted Service held.
     pub(super) async fn release_service(&self, service: &Value) {
-        let mut keys: Vec<String> = service["spec"]["clusterIPs"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-            .filter(|ip| *ip != "None")
-            .map(|ip| format!("{IP_KEYS}{ip}"))
-            .collect();
-        keys.extend(node_ports(service).into_iter().map(|port| format!("{PORT_KEYS}{port}")));
-        self.release_keys(&keys).await;
+        self.release_keys(&address_keys(service)).await;
     }
 
     pub(super) async fn release_keys(&self, keys: &[String]) {
@@ -217,6 +226,14 @@ impl Registry {
             }
         }
     }
+}
+
+/// The allocation keys of a Service's cluster IPs and node ports.
+fn address_keys(service: &Value) -> Vec<String> {
+    let ips = service["spec"]["clusterIPs"].as_array().into_iter().flatten().filter_map(Value::as_str);
+    let mut keys: Vec<String> = ips.filter(|ip| *ip != "None").map(|ip| format!("{IP_KEYS}{ip}")).collect();
+    keys.extend(node_ports(service).into_iter().map(|port| format!("{PORT_KEYS}{port}")));
+    keys
 }
 
 fn has_node_ports(service: &Value) -> bool {
@@ -229,10 +246,15 @@ fn node_ports(service: &Value) -> Vec<i64> {
 }
 
 /// An update keeps the addresses the Service was given. A type without
-/// node ports drops them, as Kubernetes does.
+/// node ports drops them, and an ExternalName Service its cluster IP too,
+/// as Kubernetes does.
 pub fn keep_service_addresses(new: &mut Value, old: &Value) {
     for field in ["clusterIP", "clusterIPs"] {
-        if new["spec"][field].is_null() || new["spec"][field] == "" {
+        if new["spec"]["type"] == "ExternalName" {
+            if let Some(spec) = new["spec"].as_object_mut() {
+                spec.remove(field);
+            }
+        } else if new["spec"][field].is_null() || new["spec"][field] == "" {
             new["spec"][field] = old["spec"][field].clone();
         }
     }
@@ -271,6 +293,12 @@ mod tests {
         let mut cluster_ip = json!({"spec": {"type": "ClusterIP", "ports": [{"port": 80, "nodePort": 30080}]}});
         keep_service_addresses(&mut cluster_ip, &old);
         assert!(cluster_ip["spec"]["ports"][0].get("nodePort").is_none(), "ClusterIP has no node ports");
+
+        let mut external = json!({"spec": {"type": "ExternalName", "clusterIP": "10.96.3.4",
+            "ports": [{"port": 80, "nodePort": 30080}]}});
+        keep_service_addresses(&mut external, &old);
+        assert_eq!(address_keys(&external), Vec::<String>::new(), "ExternalName holds no addresses");
+        assert_eq!(address_keys(&old), vec![format!("{IP_KEYS}10.96.3.4"), format!("{PORT_KEYS}30080")]);
     }
 
     #[test]

@@ -277,7 +277,7 @@ impl Registry {
             let deleting = object::is_done_deleting(&next);
             let service = resource.plural == "services";
             let claimed =
-                if service && !deleting { self.claim_new_node_ports(&current, &mut next).await? } else { Vec::new() };
+                if service && !deleting { self.claim_new_addresses(&current, &mut next).await? } else { Vec::new() };
             let written = if deleting {
                 self.store.delete_if(&key, revision).await
             } else {
@@ -289,7 +289,7 @@ impl Registry {
                 Written::Done(revision) => {
                     match (service, deleting) {
                         (true, true) => self.release_service(&next).await,
-                        (true, false) => self.release_dropped_node_ports(&current, &next).await,
+                        (true, false) => self.release_dropped_addresses(&current, &next).await,
                         _ => {}
                     }
                     object::set_resource_version(&mut next, revision);

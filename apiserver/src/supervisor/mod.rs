@@ -165,7 +165,7 @@ mod tests {
 
     fn supervisor(dir: &std::path::Path) -> Supervisor {
         let pki = Pki::ensure(&dir.join("pki"), &[]).expect("pki");
-        let store = Store::connect(&["http://127.0.0.1:1".to_string()]).expect("lazy store");
+        let store = Store::connect(&["http://127.0.0.1:1".to_string()], None).expect("lazy store");
         Supervisor::new(pki, "s3cret".into(), store)
     }
 
