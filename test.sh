@@ -41,3 +41,17 @@ $ROOT "$CARGO_TARGET_DIR/debug/chaos" --duration 60 --history-dir "$CARGO_TARGET
 # on containerd; the store, controller-manager and scheduler leaders and a
 # random server killed, a server paused; Deployments must converge each time.
 $ROOT "$CARGO_TARGET_DIR/debug/cp_chaos" --duration 60
+# The README's HA bring-up as a new user runs it (the debug binary, a data
+# dir of its own): three servers joining with the token, two agents, the
+# sample Deployment rolled out and listed through every server; then down.
+if command -v kubectl >/dev/null; then
+  ha_data="$(mktemp -d)"
+  ha() { DATA="$ha_data" BIN="$CARGO_TARGET_DIR/debug/capstan" SKIP_BUILD=1 ops/deploy/ha-cluster.sh "$@"; }
+  trap 'ha down >/dev/null 2>&1 || true' EXIT
+  ha up
+  ha down
+  trap - EXIT
+  $ROOT rm -rf "$ha_data"
+else
+  echo "ha-cluster.sh skipped: no kubectl"
+fi
