@@ -3,6 +3,7 @@
 //! The typed round trip through k8s-openapi is the schema: a field the type
 //! does not have does not come back out.
 
+use schemars::JsonSchema;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -90,46 +91,65 @@ pub fn check(resource: Kind<'_>, object: Value, mode: FieldValidation) -> ApiRes
     Ok(Checked { object, warnings })
 }
 
-fn via<T: DeserializeOwned + Serialize>(object: &Value) -> Result<Value, serde_json::Error> {
-    let typed: T = serde_json::from_value(object.clone())?;
-    serde_json::to_value(typed)
+/// Something done with the k8s-openapi type of a kind.
+pub trait TypedKind {
+    type Output;
+    fn with<T: DeserializeOwned + Serialize + JsonSchema>(self) -> Self::Output;
+}
+
+/// Runs `action` with the type of `kind` in `group`; None for a kind
+/// without one.
+pub fn with_type<A: TypedKind>(group: &str, kind: &str, action: A) -> Option<A::Output> {
+    use k8s_openapi::api::{apps, authorization, autoscaling, batch, coordination, core, discovery, policy, rbac};
+    Some(match (group, kind) {
+        ("", "Namespace") => action.with::<core::v1::Namespace>(),
+        ("", "Pod") => action.with::<core::v1::Pod>(),
+        ("", "Node") => action.with::<core::v1::Node>(),
+        ("", "Service") => action.with::<core::v1::Service>(),
+        ("", "Endpoints") => action.with::<core::v1::Endpoints>(),
+        ("", "ConfigMap") => action.with::<core::v1::ConfigMap>(),
+        ("", "Secret") => action.with::<core::v1::Secret>(),
+        ("", "ServiceAccount") => action.with::<core::v1::ServiceAccount>(),
+        ("", "Event") => action.with::<core::v1::Event>(),
+        ("", "Binding") => action.with::<core::v1::Binding>(),
+        ("apps", "Deployment") => action.with::<apps::v1::Deployment>(),
+        ("apps", "ReplicaSet") => action.with::<apps::v1::ReplicaSet>(),
+        ("apps", "DaemonSet") => action.with::<apps::v1::DaemonSet>(),
+        ("apps", "StatefulSet") => action.with::<apps::v1::StatefulSet>(),
+        ("batch", "Job") => action.with::<batch::v1::Job>(),
+        ("batch", "CronJob") => action.with::<batch::v1::CronJob>(),
+        ("coordination.k8s.io", "Lease") => action.with::<coordination::v1::Lease>(),
+        ("discovery.k8s.io", "EndpointSlice") => action.with::<discovery::v1::EndpointSlice>(),
+        ("rbac.authorization.k8s.io", "ClusterRole") => action.with::<rbac::v1::ClusterRole>(),
+        ("rbac.authorization.k8s.io", "ClusterRoleBinding") => action.with::<rbac::v1::ClusterRoleBinding>(),
+        ("rbac.authorization.k8s.io", "Role") => action.with::<rbac::v1::Role>(),
+        ("rbac.authorization.k8s.io", "RoleBinding") => action.with::<rbac::v1::RoleBinding>(),
+        ("authorization.k8s.io", "SelfSubjectAccessReview") => {
+            action.with::<authorization::v1::SelfSubjectAccessReview>()
+        }
+        ("authorization.k8s.io", "SelfSubjectRulesReview") => {
+            action.with::<authorization::v1::SelfSubjectRulesReview>()
+        }
+        ("autoscaling", "Scale") => action.with::<autoscaling::v1::Scale>(),
+        ("policy", "Eviction") => action.with::<policy::v1::Eviction>(),
+        _ => return None,
+    })
+}
+
+/// Decodes an object as its type and encodes it back.
+struct RoundTrip<'a>(&'a Value);
+
+impl TypedKind for RoundTrip<'_> {
+    type Output = Result<Value, serde_json::Error>;
+
+    fn with<T: DeserializeOwned + Serialize + JsonSchema>(self) -> Self::Output {
+        let typed: T = serde_json::from_value(self.0.clone())?;
+        serde_json::to_value(typed)
+    }
 }
 
 fn roundtrip(group: &str, kind: &str, object: &Value) -> Result<Value, serde_json::Error> {
-    use k8s_openapi::api::{apps, batch, coordination, core, discovery, rbac};
-    match (group, kind) {
-        ("", "Namespace") => via::<core::v1::Namespace>(object),
-        ("", "Pod") => via::<core::v1::Pod>(object),
-        ("", "Node") => via::<core::v1::Node>(object),
-        ("", "Service") => via::<core::v1::Service>(object),
-        ("", "Endpoints") => via::<core::v1::Endpoints>(object),
-        ("", "ConfigMap") => via::<core::v1::ConfigMap>(object),
-        ("", "Secret") => via::<core::v1::Secret>(object),
-        ("", "ServiceAccount") => via::<core::v1::ServiceAccount>(object),
-        ("", "Event") => via::<core::v1::Event>(object),
-        ("apps", "Deployment") => via::<apps::v1::Deployment>(object),
-        ("apps", "ReplicaSet") => via::<apps::v1::ReplicaSet>(object),
-        ("apps", "DaemonSet") => via::<apps::v1::DaemonSet>(object),
-        ("apps", "StatefulSet") => via::<apps::v1::StatefulSet>(object),
-        ("batch", "Job") => via::<batch::v1::Job>(object),
-        ("batch", "CronJob") => via::<batch::v1::CronJob>(object),
-        ("coordination.k8s.io", "Lease") => via::<coordination::v1::Lease>(object),
-        ("discovery.k8s.io", "EndpointSlice") => via::<discovery::v1::EndpointSlice>(object),
-        ("rbac.authorization.k8s.io", "ClusterRole") => via::<rbac::v1::ClusterRole>(object),
-        ("rbac.authorization.k8s.io", "ClusterRoleBinding") => via::<rbac::v1::ClusterRoleBinding>(object),
-        ("rbac.authorization.k8s.io", "Role") => via::<rbac::v1::Role>(object),
-        ("rbac.authorization.k8s.io", "RoleBinding") => via::<rbac::v1::RoleBinding>(object),
-        ("authorization.k8s.io", "SelfSubjectAccessReview") => {
-            via::<k8s_openapi::api::authorization::v1::SelfSubjectAccessReview>(object)
-        }
-        ("authorization.k8s.io", "SelfSubjectRulesReview") => {
-            via::<k8s_openapi::api::authorization::v1::SelfSubjectRulesReview>(object)
-        }
-        ("autoscaling", "Scale") => via::<k8s_openapi::api::autoscaling::v1::Scale>(object),
-        ("policy", "Eviction") => via::<k8s_openapi::api::policy::v1::Eviction>(object),
-        ("", "Binding") => via::<core::v1::Binding>(object),
-        _ => Ok(object.clone()),
-    }
+    with_type(group, kind, RoundTrip(object)).unwrap_or_else(|| Ok(object.clone()))
 }
 
 /// Paths (`spec.foo`, `spec.containers[0].bar`) present in `sent` but not in

@@ -36,6 +36,33 @@ fn start() -> Option<(tempfile::TempDir, Apiserver)> {
 }
 
 #[test]
+fn explain_describes_kinds_and_their_fields() {
+    let Some((_dir, cp)) = start() else { return };
+    let pod = cp.kubectl_ok(&["explain", "pods"]);
+    assert!(pod.contains("KIND:       Pod") && pod.contains("Pod is a collection of containers"), "{pod}");
+    assert!(pod.contains("spec\t<PodSpec>"), "{pod}");
+    let ports = cp.kubectl_ok(&["explain", "deployment.spec.template.spec.containers.ports"]);
+    assert!(ports.contains("GROUP:      apps") && ports.contains("FIELD: ports <[]ContainerPort>"), "{ports}");
+    assert!(ports.contains("containerPort\t<integer> -required-"), "{ports}");
+    let recursive = cp.kubectl_ok(&["explain", "cronjobs.spec", "--recursive"]);
+    assert!(recursive.contains("jobTemplate\t<JobTemplateSpec> -required-"), "{recursive}");
+    let unknown = cp.kubectl_err(&["explain", "pods.spec.bogus"]);
+    assert!(unknown.contains("field \"bogus\" does not exist"), "{unknown}");
+
+    // The schemas carry no merge keys, and do not change how a client-side
+    // apply patches lists: by name, so a container added by someone else stays.
+    let deployment = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: two}\nspec:\n  selector: {matchLabels: {app: two}}\n  template:\n    metadata: {labels: {app: two}}\n    spec:\n      containers: [{name: a, image: a:1}, {name: b, image: b:1}]\n";
+    cp.kubectl_apply(&["apply", "-f", "-"], deployment);
+    let sidecar = r#"{"spec": {"template": {"spec": {"containers": [{"name": "c", "image": "c:1"}]}}}}"#;
+    cp.kubectl_ok(&["patch", "deploy", "two", "-p", sidecar]);
+    cp.kubectl_apply(&["apply", "-f", "-"], &deployment.replace("a:1", "a:2"));
+    let images = cp.kubectl_ok(&["get", "deploy", "two", "-o", "jsonpath={.spec.template.spec.containers[*].image}"]);
+    let mut images: Vec<&str> = images.split_whitespace().collect();
+    images.sort();
+    assert_eq!(images, vec!["a:2", "b:1", "c:1"]);
+}
+
+#[test]
 fn discovery_version_and_every_resource_lists() {
     let Some((_dir, cp)) = start() else { return };
     let version = cp.kubectl_ok(&["version"]);
