@@ -1,8 +1,9 @@
 //! Kubernetes' protobuf request bodies (`application/vnd.kubernetes.protobuf`),
 //! decoded to JSON for the kinds kubectl's typed clients send: `auth can-i`
 //! (SelfSubjectAccessReview) and the `kubectl create` generators (namespace,
-//! configmap, secret, serviceaccount, deployment, role, clusterrole,
-//! rolebinding, clusterrolebinding). Other kinds get 415.
+//! configmap, secret, serviceaccount, deployment, service, job, cronjob, role,
+//! clusterrole, rolebinding, clusterrolebinding). Other kinds get 415, and so
+//! does a body that sets a field this decoder does not read: it would be lost.
 //!
 //! The envelope is `k8s\0` + runtime.Unknown {1: typeMeta {1: apiVersion,
 //! 2: kind}, 2: raw}; `raw` is the object's message. The field numbers below
@@ -21,6 +22,8 @@ const MAGIC: &[u8] = b"k8s\0";
 enum Ty {
     Str,
     Int,
+    /// An int Go always writes, where 0 means unset (a Service's nodePort).
+    IntOrZero,
     Bool,
     /// meta/v1 Time {1: seconds, 2: nanos}, as RFC 3339.
     Time,
@@ -89,7 +92,12 @@ const CONTAINER: &[Field] = &[
     list(6, "ports", Ty::Msg(CONTAINER_PORT)),
     list(7, "env", Ty::Msg(ENV_VAR)),
     f(8, "resources", Ty::Msg(RESOURCES)),
+    f(13, "terminationMessagePath", Ty::Str),
     f(14, "imagePullPolicy", Ty::Str),
+    f(16, "stdin", Ty::Bool),
+    f(17, "stdinOnce", Ty::Bool),
+    f(18, "tty", Ty::Bool),
+    f(20, "terminationMessagePolicy", Ty::Str),
 ];
 const POD_SPEC: &[Field] = &[
     list(2, "containers", Ty::Msg(CONTAINER)),
@@ -99,9 +107,57 @@ const POD_SPEC: &[Field] = &[
     f(7, "nodeSelector", Ty::StrMap),
     f(8, "serviceAccountName", Ty::Str),
     f(10, "nodeName", Ty::Str),
+    f(11, "hostNetwork", Ty::Bool),
+    f(19, "schedulerName", Ty::Str),
     list(20, "initContainers", Ty::Msg(CONTAINER)),
+    f(30, "enableServiceLinks", Ty::Bool),
 ];
 const POD_TEMPLATE_SPEC: &[Field] = &[f(1, "metadata", Ty::Msg(OBJECT_META)), f(2, "spec", Ty::Msg(POD_SPEC))];
+const SERVICE_PORT: &[Field] = &[
+    f(1, "name", Ty::Str),
+    f(2, "protocol", Ty::Str),
+    f(3, "port", Ty::Int),
+    f(4, "targetPort", Ty::IntOrString),
+    f(5, "nodePort", Ty::IntOrZero),
+    f(6, "appProtocol", Ty::Str),
+];
+const SERVICE_SPEC: &[Field] = &[
+    list(1, "ports", Ty::Msg(SERVICE_PORT)),
+    f(2, "selector", Ty::StrMap),
+    f(3, "clusterIP", Ty::Str),
+    f(4, "type", Ty::Str),
+    list(5, "externalIPs", Ty::Str),
+    f(7, "sessionAffinity", Ty::Str),
+    f(10, "externalName", Ty::Str),
+    f(11, "externalTrafficPolicy", Ty::Str),
+    f(13, "publishNotReadyAddresses", Ty::Bool),
+    list(18, "clusterIPs", Ty::Str),
+    f(22, "internalTrafficPolicy", Ty::Str),
+];
+const JOB_SPEC: &[Field] = &[
+    f(1, "parallelism", Ty::Int),
+    f(2, "completions", Ty::Int),
+    f(3, "activeDeadlineSeconds", Ty::Int),
+    f(4, "selector", Ty::Msg(LABEL_SELECTOR)),
+    f(5, "manualSelector", Ty::Bool),
+    f(6, "template", Ty::Msg(POD_TEMPLATE_SPEC)),
+    f(7, "backoffLimit", Ty::Int),
+    f(8, "ttlSecondsAfterFinished", Ty::Int),
+    f(9, "completionMode", Ty::Str),
+    f(10, "suspend", Ty::Bool),
+    f(14, "podReplacementPolicy", Ty::Str),
+];
+const JOB_TEMPLATE_SPEC: &[Field] = &[f(1, "metadata", Ty::Msg(OBJECT_META)), f(2, "spec", Ty::Msg(JOB_SPEC))];
+const CRON_JOB_SPEC: &[Field] = &[
+    f(1, "schedule", Ty::Str),
+    f(2, "startingDeadlineSeconds", Ty::Int),
+    f(3, "concurrencyPolicy", Ty::Str),
+    f(4, "suspend", Ty::Bool),
+    f(5, "jobTemplate", Ty::Msg(JOB_TEMPLATE_SPEC)),
+    f(6, "successfulJobsHistoryLimit", Ty::Int),
+    f(7, "failedJobsHistoryLimit", Ty::Int),
+    f(8, "timeZone", Ty::Str),
+];
 const ROLLING_UPDATE: &[Field] = &[f(1, "maxUnavailable", Ty::IntOrString), f(2, "maxSurge", Ty::IntOrString)];
 const DEPLOYMENT_STRATEGY: &[Field] = &[f(1, "type", Ty::Str), f(2, "rollingUpdate", Ty::Msg(ROLLING_UPDATE))];
 const DEPLOYMENT_SPEC: &[Field] = &[
@@ -155,6 +211,9 @@ const SECRET: &[Field] = &[
 const SERVICE_ACCOUNT: &[Field] =
     &[META, f(3, "automountServiceAccountToken", Ty::Bool), list(4, "imagePullSecrets", Ty::Msg(LOCAL_REFERENCE))];
 const DEPLOYMENT: &[Field] = &[META, f(2, "spec", Ty::Msg(DEPLOYMENT_SPEC))];
+const SERVICE: &[Field] = &[META, f(2, "spec", Ty::Msg(SERVICE_SPEC))];
+const JOB: &[Field] = &[META, f(2, "spec", Ty::Msg(JOB_SPEC))];
+const CRON_JOB: &[Field] = &[META, f(2, "spec", Ty::Msg(CRON_JOB_SPEC))];
 const ROLE: &[Field] = &[META, list(2, "rules", Ty::Msg(POLICY_RULE))];
 const BINDING: &[Field] = &[META, list(2, "subjects", Ty::Msg(SUBJECT)), f(3, "roleRef", Ty::Msg(ROLE_REF))];
 const ACCESS_REVIEW: &[Field] = &[META, f(2, "spec", Ty::Msg(ACCESS_REVIEW_SPEC))];
@@ -168,7 +227,10 @@ fn kind_schema(api_version: &str, kind: &str) -> Option<&'static [Field]> {
         ("v1", "ConfigMap") => CONFIG_MAP,
         ("v1", "Secret") => SECRET,
         ("v1", "ServiceAccount") => SERVICE_ACCOUNT,
+        ("v1", "Service") => SERVICE,
         ("apps/v1", "Deployment") => DEPLOYMENT,
+        ("batch/v1", "Job") => JOB,
+        ("batch/v1", "CronJob") => CRON_JOB,
         ("rbac.authorization.k8s.io/v1", "Role" | "ClusterRole") => ROLE,
         ("rbac.authorization.k8s.io/v1", "RoleBinding" | "ClusterRoleBinding") => BINDING,
         ("authorization.k8s.io/v1", "SelfSubjectAccessReview") => ACCESS_REVIEW,
@@ -198,7 +260,15 @@ pub fn decode(body: &[u8]) -> ApiResult<Value> {
             "application/json, application/yaml (protobuf is read only for the kinds kubectl's generators send, not {kind})"
         ),
     })?;
-    let mut object = message(raw, schema).map_err(bad)?;
+    let mut object = message(raw, schema).map_err(|e| match e {
+        Unreadable::Malformed(what) => bad(what),
+        Unreadable::Unread(number, path) => ApiError::UnsupportedMediaType {
+            accepted: format!(
+                "application/json, application/yaml (this {kind} sets protobuf field {number} of {}, which this server does not read from protobuf)",
+                if path.is_empty() { kind.clone() } else { path.join(".") }
+            ),
+        },
+    })?;
     if let Value::Object(map) = &mut object {
         map.insert("apiVersion".into(), json!(api_version));
         map.insert("kind".into(), json!(kind));
@@ -268,14 +338,40 @@ fn fields(data: &[u8]) -> Result<Vec<(u64, Wire<'_>)>, &'static str> {
     Ok(out)
 }
 
-fn message(data: &[u8], schema: &[Field]) -> Result<Value, &'static str> {
+/// Why a body cannot be read.
+enum Unreadable {
+    Malformed(&'static str),
+    /// A field this decoder does not know holds a value: its number, and
+    /// the path of the message it is in.
+    Unread(u64, Vec<&'static str>),
+}
+
+impl From<&'static str> for Unreadable {
+    fn from(what: &'static str) -> Self {
+        Unreadable::Malformed(what)
+    }
+}
+
+fn message(data: &[u8], schema: &[Field]) -> Result<Value, Unreadable> {
     let mut object = Map::new();
     for (number, wire) in fields(data)? {
-        // Fields this decoder does not know are skipped, as unknown JSON fields are.
-        let Some(field) = schema.iter().find(|f| f.number == number) else { continue };
-        let value = scalar(field.ty, &wire)?;
+        let Some(field) = schema.iter().find(|f| f.number == number) else {
+            // gogo-protobuf writes every non-pointer field, set or not: only
+            // zero values of unknown fields may be passed over.
+            if is_zero(&wire, 0) {
+                continue;
+            }
+            return Err(Unreadable::Unread(number, Vec::new()));
+        };
+        let value = scalar(field.ty, &wire).map_err(|e| match e {
+            Unreadable::Unread(number, mut path) => {
+                path.insert(0, field.name);
+                Unreadable::Unread(number, path)
+            }
+            malformed => malformed,
+        })?;
         // Go writes empty strings that JSON would omit; they mean "unset".
-        if !field.repeated && value == "" {
+        if !field.repeated && (value == "" || (matches!(field.ty, Ty::IntOrZero) && value == 0)) {
             continue;
         }
         match field.ty {
@@ -299,19 +395,32 @@ fn message(data: &[u8], schema: &[Field]) -> Result<Value, &'static str> {
     Ok(Value::Object(object))
 }
 
-fn scalar(ty: Ty, wire: &Wire<'_>) -> Result<Value, &'static str> {
+/// Whether a field holds nothing but Go's zero values: 0, an empty string
+/// or message, or a message of such fields (nested at most 32 deep).
+fn is_zero(wire: &Wire<'_>, depth: usize) -> bool {
+    match wire {
+        Wire::Varint(v) => *v == 0,
+        Wire::Fixed => false,
+        Wire::Bytes(b) => {
+            b.is_empty()
+                || (depth < 32 && fields(b).is_ok_and(|parts| parts.iter().all(|(_, w)| is_zero(w, depth + 1))))
+        }
+    }
+}
+
+fn scalar(ty: Ty, wire: &Wire<'_>) -> Result<Value, Unreadable> {
     let bytes = || wire.bytes().ok_or("a field of the wrong wire type");
     let text = |b: &[u8]| String::from_utf8(b.to_vec()).map_err(|_| "a string that is not UTF-8");
     Ok(match ty {
         Ty::Str => json!(text(bytes()?)?),
         // int32 fields carry negatives as 64-bit two's complement.
-        Ty::Int => match wire {
+        Ty::Int | Ty::IntOrZero => match wire {
             Wire::Varint(v) => json!(*v as i64),
-            _ => return Err("an integer of the wrong wire type"),
+            _ => return Err("an integer of the wrong wire type".into()),
         },
         Ty::Bool => match wire {
             Wire::Varint(v) => json!(*v != 0),
-            _ => return Err("a boolean of the wrong wire type"),
+            _ => return Err("a boolean of the wrong wire type".into()),
         },
         Ty::Time => {
             let parts = fields(bytes()?)?;
@@ -430,6 +539,48 @@ mod tests {
         let object = decode(&envelope("apps/v1", "Deployment", &raw)).expect("decoded");
         assert_eq!(object["spec"]["replicas"], 3);
         assert_eq!(object["spec"]["template"]["spec"]["containers"][0]["image"], "nginx:1.25");
+    }
+
+    fn varint_field(number: u64, value: u64) -> Vec<u8> {
+        [tag(number, 0), encode_varint(value)].concat()
+    }
+
+    #[test]
+    fn services_from_kubectl_create_service() {
+        let target = [varint_field(1, 0), varint_field(2, 8080)].concat();
+        let port = [
+            bytes_field(1, b"80-8080"),
+            bytes_field(2, b"TCP"),
+            varint_field(3, 80),
+            bytes_field(4, &target),
+            varint_field(5, 0),
+        ]
+        .concat();
+        let selector = [bytes_field(1, b"app"), bytes_field(2, b"web")].concat();
+        // Go also writes fields the decoder does not know, with zero values.
+        let unset = [varint_field(12, 0), bytes_field(14, &[]), bytes_field(1000, &varint_field(1, 0))].concat();
+        let spec = [bytes_field(1, &port), bytes_field(2, &selector), bytes_field(4, b"ClusterIP"), unset].concat();
+        let raw = [bytes_field(1, &bytes_field(1, b"web")), bytes_field(2, &spec)].concat();
+        let object = decode(&envelope("v1", "Service", &raw)).expect("decoded");
+        assert_eq!(
+            object["spec"],
+            json!({"ports": [{"name": "80-8080", "protocol": "TCP", "port": 80, "targetPort": 8080}],
+                "selector": {"app": "web"}, "type": "ClusterIP"})
+        );
+    }
+
+    #[test]
+    fn a_set_field_the_decoder_does_not_read_is_refused() {
+        // A CronJob whose pod spec sets hostPID (field 12), which would be lost.
+        let pod_spec = [bytes_field(2, &bytes_field(1, b"c")), varint_field(12, 1)].concat();
+        let job_spec = bytes_field(6, &bytes_field(2, &pod_spec));
+        let spec = [bytes_field(1, b"*/5 * * * *"), bytes_field(5, &bytes_field(2, &job_spec))].concat();
+        let Err(ApiError::UnsupportedMediaType { accepted }) =
+            decode(&envelope("batch/v1", "CronJob", &bytes_field(2, &spec)))
+        else {
+            panic!("a set field was dropped")
+        };
+        assert!(accepted.contains("protobuf field 12 of spec.jobTemplate.spec.template.spec"), "{accepted}");
     }
 
     #[test]

@@ -493,6 +493,57 @@ fn generators_send_protobuf_bodies() {
         "jsonpath={.roleRef.name} {.subjects[0].name}",
     ]);
     assert_eq!(binding, "reader bot");
+
+    cp.kubectl_ok(&["create", "service", "clusterip", "web", "-n", "team", "--tcp=80:8080"]);
+    let service = cp.kubectl_ok(&[
+        "get",
+        "svc",
+        "web",
+        "-n",
+        "team",
+        "-o",
+        "jsonpath={.spec.type} {.spec.ports[0].port} {.spec.ports[0].targetPort} {.spec.selector.app}",
+    ]);
+    assert_eq!(service, "ClusterIP 80 8080 web");
+    cp.kubectl_ok(&["create", "service", "nodeport", "open", "-n", "team", "--tcp=443:8443", "--node-port=30443"]);
+    let node_port = cp.kubectl_ok(&["get", "svc", "open", "-n", "team", "-o", "jsonpath={.spec.ports[0].nodePort}"]);
+    assert_eq!(node_port, "30443");
+    cp.kubectl_ok(&["create", "job", "once", "-n", "team", "--image=busybox", "--", "echo", "hi"]);
+    let job = cp.kubectl_ok(&["get", "job", "once", "-n", "team",
+        "-o", "jsonpath={.spec.template.spec.containers[0].image} {.spec.template.spec.containers[0].command} {.spec.template.spec.restartPolicy}"]);
+    assert_eq!(job, r#"busybox ["echo","hi"] Never"#);
+    cp.kubectl_ok(&[
+        "create",
+        "cronjob",
+        "tick",
+        "-n",
+        "team",
+        "--image=busybox",
+        "--schedule=*/5 * * * *",
+        "--",
+        "date",
+    ]);
+    let cron = cp.kubectl_ok(&[
+        "get",
+        "cronjob",
+        "tick",
+        "-n",
+        "team",
+        "-o",
+        "jsonpath={.spec.schedule} {.spec.jobTemplate.spec.template.spec.containers[0].command}",
+    ]);
+    assert_eq!(cron, r#"*/5 * * * * ["date"]"#);
+    cp.kubectl_ok(&["create", "job", "now", "-n", "team", "--from=cronjob/tick"]);
+    let from = cp.kubectl_ok(&[
+        "get",
+        "job",
+        "now",
+        "-n",
+        "team",
+        "-o",
+        "jsonpath={.spec.template.spec.containers[0].command}",
+    ]);
+    assert_eq!(from, r#"["date"]"#);
 }
 
 #[test]
