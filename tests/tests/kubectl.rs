@@ -508,6 +508,13 @@ fn generators_send_protobuf_bodies() {
     cp.kubectl_ok(&["create", "service", "nodeport", "open", "-n", "team", "--tcp=443:8443", "--node-port=30443"]);
     let node_port = cp.kubectl_ok(&["get", "svc", "open", "-n", "team", "-o", "jsonpath={.spec.ports[0].nodePort}"]);
     assert_eq!(node_port, "30443");
+    cp.kubectl_ok(&["create", "service", "loadbalancer", "lb", "-n", "team", "--tcp=80"]);
+    let lb =
+        cp.kubectl_ok(&["get", "svc", "lb", "-n", "team", "-o", "jsonpath={.spec.type} {.spec.ports[0].nodePort}"]);
+    assert!(lb.starts_with("LoadBalancer 3"), "{lb}");
+    cp.kubectl_ok(&["create", "service", "externalname", "db", "-n", "team", "--external-name=db.example.com"]);
+    let db = cp.kubectl_ok(&["get", "svc", "db", "-n", "team", "-o", "jsonpath={.spec.type} {.spec.externalName}"]);
+    assert_eq!(db, "ExternalName db.example.com");
     cp.kubectl_ok(&["create", "job", "once", "-n", "team", "--image=busybox", "--", "echo", "hi"]);
     let job = cp.kubectl_ok(&["get", "job", "once", "-n", "team",
         "-o", "jsonpath={.spec.template.spec.containers[0].image} {.spec.template.spec.containers[0].command} {.spec.template.spec.restartPolicy}"]);
