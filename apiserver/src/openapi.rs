@@ -12,6 +12,7 @@
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
+use bytes::Bytes;
 use schemars::JsonSchema;
 use schemars::generate::{SchemaGenerator, SchemaSettings};
 use serde::Serialize;
@@ -38,14 +39,17 @@ pub fn root() -> Value {
     json!({"paths": paths})
 }
 
-/// `/openapi/v3/api/v1` or `/openapi/v3/apis/<group>/<version>`, built
-/// once per group.
-pub fn group_version(group: &str, version: &str) -> Option<Value> {
-    static DOCUMENTS: OnceLock<HashMap<&'static str, Value>> = OnceLock::new();
+/// `/openapi/v3/api/v1` or `/openapi/v3/apis/<group>/<version>` as JSON,
+/// built once per group.
+pub fn group_version(group: &str, version: &str) -> Option<Bytes> {
+    static DOCUMENTS: OnceLock<HashMap<&'static str, Bytes>> = OnceLock::new();
     if version != "v1" {
         return None;
     }
-    let documents = DOCUMENTS.get_or_init(|| resources::groups().into_iter().map(|g| (g, document(g))).collect());
+    let documents = DOCUMENTS.get_or_init(|| {
+        let json = |g| Bytes::from(serde_json::to_vec(&document(g)).unwrap_or_default());
+        resources::groups().into_iter().map(|g| (g, json(g))).collect()
+    });
     documents.get(group).cloned()
 }
 
@@ -110,11 +114,15 @@ impl TypedKind for AddSchema<'_> {
 mod tests {
     use super::*;
 
+    fn parsed(group: &str, version: &str) -> Value {
+        serde_json::from_slice(&group_version(group, version).expect("a document")).expect("JSON")
+    }
+
     #[test]
     fn every_kind_advertises_server_side_validation() {
         let root = root();
         assert!(root["paths"]["apis/apps/v1"]["serverRelativeURL"].as_str().is_some_and(|u| u.contains("?hash=")));
-        let core = group_version("", "v1").expect("core");
+        let core = parsed("", "v1");
         let cm = &core["paths"]["/api/v1/namespaces/{namespace}/configmaps/{name}"]["patch"];
         assert_eq!(cm["x-kubernetes-group-version-kind"]["kind"], "ConfigMap");
         assert_eq!(cm["parameters"][0]["name"], "fieldValidation");
@@ -124,7 +132,7 @@ mod tests {
 
     #[test]
     fn kinds_publish_their_schemas_for_explain() {
-        let apps = group_version("apps", "v1").expect("apps");
+        let apps = parsed("apps", "v1");
         let schemas = &apps["components"]["schemas"];
         let deployment = &schemas["io.k8s.api.apps.v1.Deployment"];
         assert_eq!(deployment["x-kubernetes-group-version-kind"][0]["kind"], "Deployment");

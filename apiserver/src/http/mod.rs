@@ -209,7 +209,7 @@ where
             .ok_or(ApiError::NoSuchResource),
         Target::OpenApiV3Root => Ok(json_response(StatusCode::OK, &openapi::root())),
         Target::OpenApiV3 { group, version } => openapi::group_version(&group, &version)
-            .map(|d| json_response(StatusCode::OK, &d))
+            .map(|d| with_type(StatusCode::OK, "application/json", d))
             .ok_or(ApiError::NoSuchResource),
         Target::OpenApiV2 | Target::NotFound => Err(ApiError::NoSuchResource),
         Target::Version => Ok(json_response(StatusCode::OK, &version::document())),
