@@ -103,9 +103,10 @@ fn etcdctl_over_tls_and_refusals() {
     // A TLS 1.3 server refuses a client certificate only after the client
     // has finished its handshake and sent its request, so whether the alert
     // or the closed connection reaches ctl first is a race: every attempt
-    // must fail with one line, and the reason must show up.
+    // must fail with one line, and the reason must show up. On a loaded
+    // machine the closed connection can win several times in a row.
     let mut reasons = Vec::new();
-    for _ in 0..5 {
+    for _ in 0..30 {
         let refused = ctl_with(&eps, &etcdctl_tls(&c.certs, None), &["get", "greeting"]);
         let said = String::from_utf8_lossy(&refused.stderr).to_string();
         assert!(!refused.status.success() && said.starts_with("Error: ") && said.lines().count() == 1, "{said}");
@@ -115,7 +116,7 @@ fn etcdctl_over_tls_and_refusals() {
         }
         reasons.push(said);
     }
-    assert!(reasons.is_empty(), "ctl never named the reason: {reasons:?}");
+    assert!(reasons.is_empty(), "ctl never named the reason in {} attempts: {:?}", reasons.len(), reasons.last());
 
     // --- no client certificate
     let ca_only = etcdctl_tls(&c.certs, None);
