@@ -94,7 +94,14 @@ fn run_and_check(args: &Args) -> Result<bool> {
     eprintln!("chaos: seed={seed} duration={}s faults={:?} capstan={}", args.duration, args.faults, capstan.display());
     let dir = tempfile::tempdir()?;
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    let outcome = runtime.block_on(run::run(&opts, dir.path()))?;
+    let outcome = match runtime.block_on(run::run(&opts, dir.path())) {
+        Ok(outcome) => outcome,
+        Err(e) => {
+            // A run that stops short (a member never catches up) is a failure too: keep its logs.
+            save_logs(&args.history_dir, seed, dir.path())?;
+            return Err(e);
+        }
+    };
     let report = checks::check_history(&outcome.history, budget);
     let hashes_agree = outcome.hashes.windows(2).all(|w| w[0].1 == w[1].1);
     let ok = report.ok() && hashes_agree && outcome.crashes.is_empty();
@@ -148,12 +155,21 @@ fn save(dir: &Path, seed: u64, outcome: &Outcome, logs_of: Option<&Path>) -> Res
     let path = dir.join(format!("chaos-{seed}.json"));
     std::fs::write(&path, serde_json::to_vec(&outcome.history)?)?;
     println!("history saved: {} (check it again with --replay)", path.display());
-    let Some(run_dir) = logs_of else { return Ok(()) };
+    match logs_of {
+        Some(run_dir) => save_logs(dir, seed, run_dir),
+        None => Ok(()),
+    }
+}
+
+/// Copies the members' logs of a failed run into `dir`.
+fn save_logs(dir: &Path, seed: u64, run_dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir)?;
     for entry in std::fs::read_dir(run_dir)?.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
         if name.ends_with(".log") {
             std::fs::copy(entry.path(), dir.join(format!("chaos-{seed}-{name}")))?;
         }
     }
+    println!("member logs saved in {}", dir.display());
     Ok(())
 }
