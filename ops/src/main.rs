@@ -58,7 +58,10 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = match cli.command {
+        Command::Store(_) => store_cmd::runtime()?,
+        _ => tokio::runtime::Builder::new_multi_thread().enable_all().build()?,
+    };
     match cli.command {
         Command::Server(args) => runtime.block_on(server_cmd::run(args)),
         Command::Apiserver(args) => runtime.block_on(apiserver_cmd::run(args)),

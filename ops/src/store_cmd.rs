@@ -151,6 +151,15 @@ impl StoreArgs {
     }
 }
 
+/// The runtime for Raft and the peer traffic, on one worker thread. Client
+/// connections have a thread per core of their own (the store's shards);
+/// what is left here (the Raft core, replication, apply, peer calls) is a
+/// chain of tasks handing work to each other, and with a second worker each
+/// hand-off also wakes a thread (measurements in store/README.md).
+pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()
+}
+
 pub async fn run(args: StoreArgs) -> anyhow::Result<()> {
     let cfg = args.into_config();
     // One line: the reason names the flag or file at fault.

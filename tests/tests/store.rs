@@ -291,3 +291,39 @@ fn a_member_stops_promptly_with_a_silent_connection_open() {
     });
     assert_eq!(value, "v");
 }
+
+#[test]
+fn the_append_stream_refuses_other_clusters_and_malformed_requests() {
+    use capstan_proto::raft as pb;
+    use capstan_proto::raft::raft_peer_client::RaftPeerClient;
+
+    let c = Cluster::start(1, &[]);
+    let peer = format!("http://{}:{}", c.members[0].host, c.members[0].peer_port);
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    runtime.block_on(async {
+        let mut client = RaftPeerClient::connect(peer.clone()).await.unwrap_or_else(|e| panic!("connect {peer}: {e}"));
+        let info = client.cluster_info(pb::Empty {}).await.expect("cluster info").into_inner();
+        let stream_of = |cluster_id: u64, requests: Vec<pb::AppendEntriesRequest>| {
+            let mut req = tonic::Request::new(tokio_stream::iter(requests));
+            req.metadata_mut().insert("capstan-cluster-id", cluster_id.to_string().parse().expect("header value"));
+            req
+        };
+
+        let refused = client.append_entries_stream(stream_of(info.cluster_id + 1, vec![])).await;
+        let refused = refused.expect_err("a stream from another cluster");
+        assert_eq!(refused.code(), tonic::Code::PermissionDenied, "{refused}");
+
+        // A request without a vote: the stream ends with an error that says so.
+        let malformed = vec![pb::AppendEntriesRequest::default()];
+        let opened = client.append_entries_stream(stream_of(info.cluster_id, malformed)).await;
+        let mut replies = opened.expect("a stream from this cluster opens").into_inner();
+        let error = replies.message().await.expect_err("a malformed request");
+        assert_eq!(error.code(), tonic::Code::InvalidArgument, "{error}");
+        assert!(error.message().contains("vote missing"), "{error}");
+    });
+    // The member is unharmed.
+    if have("etcdctl") {
+        put(&c.members[0].endpoint(), "after", "ok");
+        assert_eq!(get_value(&c.members[0].endpoint(), "after", false).as_deref(), Some("ok"));
+    }
+}

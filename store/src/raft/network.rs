@@ -4,23 +4,28 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use capstan_proto::raft as pb;
 use capstan_proto::raft::raft_peer_client::RaftPeerClient;
-use futures::StreamExt;
+use futures::{Stream, StreamExt, stream};
 use openraft::OptionalSend;
+use openraft::base::{BoxFuture, BoxStream};
 use openraft::errors::{NetworkError, RPCError, ReplicationClosed, StreamingError, Unreachable};
 use openraft::network::{RPCOption, RaftNetworkFactory, RaftNetworkV2};
 use openraft::raft::{
-    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, TransferLeaderRequest, TransferLeaderResponse,
-    VoteRequest, VoteResponse,
+    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, StreamAppendResult, TransferLeaderRequest,
+    TransferLeaderResponse, VoteRequest, VoteResponse,
 };
 use tokio::io::AsyncReadExt;
 use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 
-use super::codec::{entry_to_pb, log_id_from_pb, log_id_to_pb, membership_to_pb, vote_from_pb, vote_to_pb};
+use super::codec::{
+    append_request_to_pb, log_id_from_pb, log_id_to_pb, membership_to_pb, stream_reply_from_pb, vote_from_pb,
+    vote_to_pb,
+};
 use super::snapshot::SnapshotFile;
 use super::{MemberNode, Snapshot, TypeConfig, Vote};
 
@@ -73,10 +78,14 @@ impl ChannelPool {
 pub fn peer_request<T>(cluster_id: u64, msg: T, timeout: Duration) -> tonic::Request<T> {
     let mut req = tonic::Request::new(msg);
     req.set_timeout(timeout);
+    set_cluster_id(&mut req, cluster_id);
+    req
+}
+
+fn set_cluster_id<T>(req: &mut tonic::Request<T>, cluster_id: u64) {
     if let Ok(v) = cluster_id.to_string().parse() {
         req.metadata_mut().insert(CLUSTER_ID_HEADER, v);
     }
-    req
 }
 
 #[derive(Clone)]
@@ -113,6 +122,45 @@ fn decode_error(e: std::io::Error) -> RPCError<TypeConfig> {
     RPCError::Network(NetworkError::new(&e))
 }
 
+fn unreachable(why: &str) -> RPCError<TypeConfig> {
+    RPCError::Unreachable(Unreachable::new(&std::io::Error::new(std::io::ErrorKind::TimedOut, why)))
+}
+
+type StreamReply = Result<StreamAppendResult<TypeConfig>, RPCError<TypeConfig>>;
+
+/// How long a follower may leave an append of a stream unanswered before the
+/// stream is given up (openraft then opens another). Generous: a follower's
+/// fsync under load takes a good part of it; a dead connection ends the
+/// stream at once, a silent one by HTTP/2 keep-alive.
+const STREAM_STALL: Duration = Duration::from_secs(1);
+
+/// The next reply of an append stream, None once the follower ended it.
+async fn next_reply(
+    replies: &mut tonic::Streaming<pb::AppendEntriesResponse>,
+    unanswered: &AtomicUsize,
+) -> Option<StreamReply> {
+    // A stream is idle while there is nothing to replicate: only a request
+    // left unanswered through a whole period counts as a stall.
+    let mut unanswered_before = false;
+    loop {
+        match tokio::time::timeout(STREAM_STALL, replies.message()).await {
+            Ok(Ok(Some(reply))) => {
+                let _ = unanswered.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| Some(n.saturating_sub(1)));
+                return Some(stream_reply_from_pb(&reply).map_err(decode_error));
+            }
+            Ok(Ok(None)) => return None,
+            Ok(Err(status)) => return Some(Err(rpc_error(status))),
+            Err(_) => {
+                let unanswered_now = unanswered.load(Ordering::Relaxed) > 0;
+                if unanswered_before && unanswered_now {
+                    return Some(Err(unreachable("an append went unanswered")));
+                }
+                unanswered_before = unanswered_now;
+            }
+        }
+    }
+}
+
 impl PeerConnection {
     fn client(&self) -> Result<RaftPeerClient<Channel>, RPCError<TypeConfig>> {
         self.pool.client(&self.node).map_err(|s| RPCError::Unreachable(Unreachable::new(&s)))
@@ -127,12 +175,7 @@ impl RaftNetworkV2<TypeConfig> for PeerConnection {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
-        let msg = pb::AppendEntriesRequest {
-            vote: Some(vote_to_pb(&rpc.vote)),
-            prev_log_id: rpc.prev_log_id.as_ref().map(log_id_to_pb),
-            entries: rpc.entries.iter().map(entry_to_pb).collect(),
-            leader_commit: rpc.leader_commit.as_ref().map(log_id_to_pb),
-        };
+        let msg = append_request_to_pb(&rpc);
         let resp = self
             .client()?
             .append_entries(peer_request(self.cluster_id, msg, option.hard_ttl()))
@@ -148,6 +191,45 @@ impl RaftNetworkV2<TypeConfig> for PeerConnection {
         Ok(match resp.last_log_id {
             Some(l) => AppendEntriesResponse::PartialSuccess(Some(log_id_from_pb(&l))),
             None => AppendEntriesResponse::Success,
+        })
+    }
+
+    /// One gRPC stream carries every request of a replication session: a
+    /// request is one HTTP/2 frame, not a call of its own, and the next one
+    /// goes out without waiting for the reply to the last.
+    fn stream_append<'s, S>(
+        &'s mut self,
+        input: S,
+        option: RPCOption,
+    ) -> BoxFuture<'s, Result<BoxStream<'s, StreamReply>, RPCError<TypeConfig>>>
+    where
+        S: Stream<Item = AppendEntriesRequest<TypeConfig>> + OptionalSend + Unpin + 'static,
+    {
+        Box::pin(async move {
+            let mut client = self.client()?;
+            let unanswered = Arc::new(AtomicUsize::new(0));
+            let sent = unanswered.clone();
+            let requests = input.map(move |rpc| {
+                sent.fetch_add(1, Ordering::Relaxed);
+                append_request_to_pb(&rpc)
+            });
+            let mut req = tonic::Request::new(requests);
+            set_cluster_id(&mut req, self.cluster_id);
+            let opened = tokio::time::timeout(option.soft_ttl(), client.append_entries_stream(req))
+                .await
+                .map_err(|_| unreachable("no answer to opening an append stream"))?;
+            let replies = opened.map_err(rpc_error)?.into_inner();
+            let replies = stream::unfold(Some(replies), move |open| {
+                let unanswered = unanswered.clone();
+                async move {
+                    let mut replies = open?;
+                    match next_reply(&mut replies, &unanswered).await? {
+                        Ok(reply) => Some((Ok(reply), Some(replies))),
+                        Err(e) => Some((Err(e), None)),
+                    }
+                }
+            });
+            Ok(Box::pin(replies) as BoxStream<'s, StreamReply>)
         })
     }
 
@@ -219,9 +301,7 @@ impl RaftNetworkV2<TypeConfig> for PeerConnection {
         tokio::spawn(reader);
         let stream = tokio_stream::wrappers::ReceiverStream::new(rx).map(|c| c);
         let mut req = tonic::Request::new(stream);
-        if let Ok(v) = self.cluster_id.to_string().parse() {
-            req.metadata_mut().insert(CLUSTER_ID_HEADER, v);
-        }
+        set_cluster_id(&mut req, self.cluster_id);
         let call = client.install_snapshot(req);
         let resp = tokio::select! {
             closed = cancel => return Err(StreamingError::Closed(closed)),

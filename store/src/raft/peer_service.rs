@@ -3,17 +3,20 @@
 //! keep-alives, membership changes). Every call but `ClusterInfo` must carry
 //! this cluster's id.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use capstan_proto::raft as pb;
 use capstan_proto::raft::raft_peer_server::RaftPeer;
-use futures::StreamExt;
-use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse, TransferLeaderRequest, VoteRequest};
+use futures::stream::{self, BoxStream};
+use futures::{StreamExt, future};
+use openraft::raft::{AppendEntriesResponse, TransferLeaderRequest, VoteRequest};
 use tokio::io::AsyncWriteExt;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::codec::{entry_from_pb, log_id_from_pb, log_id_to_pb, vote_from_pb, vote_to_pb};
+use super::codec::{
+    append_request_from_pb, log_id_from_pb, log_id_to_pb, stream_reply_to_pb, vote_from_pb, vote_to_pb,
+};
 use super::network::{CLUSTER_ID_HEADER, transfer_reply_to_pb};
 use super::snapshot::SnapshotFile;
 use super::state_machine::meta_from_pb;
@@ -76,14 +79,7 @@ impl RaftPeer for PeerService {
         req: Request<pb::AppendEntriesRequest>,
     ) -> Result<Response<pb::AppendEntriesResponse>, Status> {
         self.check_cluster(&req)?;
-        let r = req.into_inner();
-        let entries = r.entries.into_iter().map(entry_from_pb).collect::<Result<Vec<_>, _>>().map_err(bad)?;
-        let rpc = AppendEntriesRequest::<TypeConfig> {
-            vote: vote_from_pb(r.vote.as_ref()).map_err(bad)?,
-            prev_log_id: r.prev_log_id.as_ref().map(log_id_from_pb),
-            entries,
-            leader_commit: r.leader_commit.as_ref().map(log_id_from_pb),
-        };
+        let rpc = append_request_from_pb(req.into_inner()).map_err(bad)?;
         let resp = self.member.raft.append_entries(rpc).await.map_err(raft_status)?;
         let out = match resp {
             AppendEntriesResponse::Success => pb::AppendEntriesResponse::default(),
@@ -96,6 +92,35 @@ impl RaftPeer for PeerService {
             }
         };
         Ok(Response::new(out))
+    }
+
+    type AppendEntriesStreamStream = BoxStream<'static, Result<pb::AppendEntriesResponse, Status>>;
+
+    async fn append_entries_stream(
+        &self,
+        req: Request<Streaming<pb::AppendEntriesRequest>>,
+    ) -> Result<Response<Self::AppendEntriesStreamStream>, Status> {
+        self.check_cluster(&req)?;
+        // A request that cannot be decoded ends the input; its error then
+        // ends the replies, after those of the requests before it.
+        let refused = Arc::new(Mutex::new(None));
+        let requests = req.into_inner().scan(refused.clone(), |refused, msg| {
+            let decoded = msg.and_then(|m| append_request_from_pb(m).map_err(bad));
+            future::ready(match decoded {
+                Ok(rpc) => Some(rpc),
+                Err(status) => {
+                    *refused.lock().unwrap_or_else(|e| e.into_inner()) = Some(status);
+                    None
+                }
+            })
+        });
+        let replies = self.member.raft.stream_append(requests).map(|r| match r {
+            Ok(reply) => Ok(stream_reply_to_pb(&reply)),
+            Err(fatal) => Err(raft_status(fatal)),
+        });
+        let last = stream::once(async move { refused.lock().unwrap_or_else(|e| e.into_inner()).take() })
+            .filter_map(|refused| future::ready(refused.map(Err)));
+        Ok(Response::new(Box::pin(replies.chain(last))))
     }
 
     async fn install_snapshot(

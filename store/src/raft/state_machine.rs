@@ -119,6 +119,13 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     async fn install_snapshot(&mut self, meta: &SnapshotMeta, snapshot: SnapshotFile) -> io::Result<()> {
         fail::fail_point!("raftBeforeApplySnap", |_| Err(io_err("failpoint raftBeforeApplySnap")));
         let decoded = snapshot::read(&snapshot.path).map_err(io_err)?;
+        // The file goes in place before the state is replaced. A crash in
+        // between leaves a snapshot newer than the state, which openraft
+        // installs again at start; the other order left a state ahead of
+        // every snapshot, with the log purged behind it: a member that could
+        // not start again.
+        let (term, index) = meta.last_log_id.map_or((0, 0), |l| (l.leader_id.term, l.index));
+        self.snapshots.promote(&snapshot.path, term, index)?;
         let backend = self.mvcc.backend().clone();
         // One atomic batch replaces everything: a crash leaves the old state or the new one.
         tokio::task::spawn_blocking(move || {
@@ -129,8 +136,6 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         .map_err(io_err)?
         .map_err(io_err)?;
         self.mvcc.reload().map_err(io_err)?;
-        let (term, index) = meta.last_log_id.map_or((0, 0), |l| (l.leader_id.term, l.index));
-        self.snapshots.promote(&snapshot.path, term, index)?;
         // Watchers notice the jump in revisions and catch up from history.
         tracing::info!(index, "installed snapshot");
         Ok(())

@@ -119,6 +119,13 @@ impl RaftLogReader<TypeConfig> for LogStore {
         let mut out = Vec::new();
         self.read_disk(start, end.min(tail_first), &mut out)?;
         out.extend(cached);
+        // A hole would make apply skip an entry: refuse, never hand it out.
+        if let Some(pair) = out.windows(2).find(|w| w[1].log_id.index != w[0].log_id.index + 1) {
+            return Err(io_err(format!(
+                "the raft log has a hole between {} and {}",
+                pair[0].log_id.index, pair[1].log_id.index
+            )));
+        }
         Ok(out)
     }
 
@@ -205,5 +212,27 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             LogOp::DeleteEntriesUpTo { upto: log_id.index },
         ];
         self.writer.write_durable(ops).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use openraft::EntryPayload;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_hole_in_the_log_is_an_error_not_a_shorter_read() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut store = LogStore::open(dir.path(), Metrics::new()).expect("open");
+        let cf = store.cf(LOG).expect("log column family");
+        for index in [1, 2, 4] {
+            let entry = Entry { log_id: log_id_from_pb(&pb::LogId { term: 1, index }), payload: EntryPayload::Blank };
+            store.db.put_cf(cf, index_key(index), entry_to_pb(&entry).encode_to_vec()).expect("put");
+        }
+        let whole = store.try_get_log_entries(1..3).await.expect("entries 1 and 2");
+        assert_eq!(whole.iter().map(|e| e.log_id.index).collect::<Vec<_>>(), vec![1, 2]);
+        let err = store.try_get_log_entries(1..5).await.expect_err("entry 3 is missing");
+        assert!(err.to_string().contains("hole between 2 and 4"), "{err}");
     }
 }
