@@ -15,6 +15,8 @@ const MEMTABLE_BYTES: usize = 4 << 20;
 const ALL_MEMTABLES_BYTES: usize = 8 << 20;
 /// Recently read blocks, per database.
 const BLOCK_CACHE_BYTES: usize = 8 << 20;
+/// Write-ahead-log files the Raft log keeps for reuse (a few memtables' worth).
+const RECYCLED_WAL_FILES: usize = 4;
 
 /// Options for opening a database.
 pub fn db_options() -> Options {
@@ -23,6 +25,25 @@ pub fn db_options() -> Options {
     opts.create_missing_column_families(true);
     opts.set_max_background_jobs(2);
     opts.set_db_write_buffer_size(ALL_MEMTABLES_BYTES);
+    opts
+}
+
+/// Options for the Raft log's database, the one written with fsync.
+///
+/// Its write-ahead-log files are reused rather than deleted once flushed: a
+/// synced write into a new file also grows the file (or turns preallocated
+/// space into written blocks), so each fsync commits filesystem metadata as
+/// well as the data, two I/Os where overwriting an old file needs one.
+/// Recovery stops at the first record of an older generation (RocksDB's
+/// default point-in-time mode), so reused files lose nothing that was synced.
+/// (A fresh database has no files to reuse until its first few flushes.)
+pub fn log_db_options() -> Options {
+    let mut opts = db_options();
+    opts.set_recycle_log_file_num(RECYCLED_WAL_FILES);
+    // A file is reusable only once every column family has flushed what it
+    // holds; this bound flushes the rarely written metadata, which would
+    // otherwise keep every file since the start alive.
+    opts.set_max_total_wal_size(2 * ALL_MEMTABLES_BYTES as u64);
     opts
 }
 

@@ -55,7 +55,7 @@ impl LogStore {
         // Entries live briefly (purged behind each snapshot): not worth compressing.
         let cfs = [LOG, META]
             .map(|n| ColumnFamilyDescriptor::new(n, rocks_tuning::cf_options(&cache, DBCompressionType::None)));
-        let db = Arc::new(DB::open_cf_descriptors(&rocks_tuning::db_options(), path, cfs)?);
+        let db = Arc::new(DB::open_cf_descriptors(&rocks_tuning::log_db_options(), path, cfs)?);
         let tail = Arc::new(Mutex::new(LogTail::default()));
         let writer = LogWriter::start(&db, tail.clone(), metrics)
             .map_err(|e| crate::Error::Storage(format!("starting the raft log writer: {e}")))?;
@@ -70,8 +70,13 @@ impl LogStore {
         self.tail.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Metadata `key` as the next write will leave it (a pending hint wins).
     fn get_meta<M: Message + Default>(&self, key: &[u8]) -> io::Result<Option<M>> {
-        match self.db.get_cf(self.cf(META)?, key).map_err(io_err)? {
+        let raw = match self.writer.pending_meta(key) {
+            Some(pending) => pending,
+            None => self.db.get_cf(self.cf(META)?, key).map_err(io_err)?,
+        };
+        match raw {
             Some(raw) => M::decode(raw.as_slice()).map(Some).map_err(io_err),
             None => Ok(None),
         }
@@ -166,12 +171,15 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> io::Result<()> {
-        // A hint for restarts: it rides along with the next write, unsynced.
+        // A hint for restarts: it rides along with the next write. A commit
+        // follows every append, so a write of its own would double the
+        // writer's wake-ups and syscalls.
         let op = match committed {
             Some(c) => LogOp::PutMeta { key: COMMITTED_KEY, value: log_id_to_pb(&c).encode_to_vec() },
             None => LogOp::DeleteMeta { key: COMMITTED_KEY },
         };
-        self.writer.submit(Job { ops: vec![op], done: Done::Nothing })
+        self.writer.hint(op);
+        Ok(())
     }
 
     async fn read_committed(&mut self) -> io::Result<Option<LogId>> {
@@ -234,5 +242,23 @@ mod tests {
         assert_eq!(whole.iter().map(|e| e.log_id.index).collect::<Vec<_>>(), vec![1, 2]);
         let err = store.try_get_log_entries(1..5).await.expect_err("entry 3 is missing");
         assert!(err.to_string().contains("hole between 2 and 4"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn the_committed_hint_goes_out_with_the_next_write() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let committed = log_id_from_pb(&pb::LogId { term: 2, index: 7 });
+        {
+            let mut store = LogStore::open(dir.path(), Metrics::new()).expect("open");
+            store.save_committed(Some(committed)).await.expect("save committed");
+            // Not written yet, but what the store reports.
+            let meta = store.cf(META).expect("meta column family");
+            assert_eq!(store.db.get_cf(meta, COMMITTED_KEY).expect("get"), None);
+            assert_eq!(store.read_committed().await.expect("read"), Some(committed));
+            // Any durable write carries it.
+            store.save_vote(&Vote::new(2, 1)).await.expect("save vote");
+        }
+        let mut reopened = LogStore::open(dir.path(), Metrics::new()).expect("reopen");
+        assert_eq!(reopened.read_committed().await.expect("read"), Some(committed));
     }
 }

@@ -28,10 +28,11 @@ impl LogTail {
     }
 
     /// The writer finished an fsync that covered every entry up to `last`.
-    /// Ignored when `last` was truncated away meanwhile: its replacement is
-    /// not on disk yet.
+    /// Ignored unless `last` is still cached as written: when it was
+    /// truncated away meanwhile, entries appended since at its index or
+    /// below are not on disk yet (and a purged one changes nothing).
     pub fn mark_written(&mut self, last: &LogId) {
-        if self.entries.get(&last.index).is_some_and(|e| e.log_id != *last) {
+        if self.entries.get(&last.index).is_none_or(|e| e.log_id != *last) {
             return;
         }
         let written = self.written_upto.map_or(last.index, |w| w.max(last.index));
@@ -124,6 +125,19 @@ mod tests {
         tail.mark_written(&log_id(1, 5));
         assert_eq!(tail.first_index(), Some(6), "nothing past 5 counts as written");
         assert_eq!(tail.range(6, 8).iter().map(|e| e.log_id.leader_id.term).collect::<Vec<_>>(), vec![2, 2]);
+    }
+
+    #[test]
+    fn a_late_write_past_the_truncated_end_marks_nothing() {
+        let mut tail = LogTail::default();
+        tail.push((1..=10).map(|i| entry(1, i)));
+        tail.truncate_after(Some(5));
+        // The write of 1..=10 finishes after the truncation: index 10 is gone.
+        tail.mark_written(&log_id(1, 10));
+        tail.push((6..=(KEEP_WRITTEN as u64 + 20)).map(|i| entry(2, i)));
+        tail.mark_written(&log_id(1, 5));
+        // Only 1..=5 may leave; 6 onwards (term 2) are not on disk.
+        assert_eq!(tail.first_index(), Some(6));
     }
 
     #[test]

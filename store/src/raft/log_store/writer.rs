@@ -1,11 +1,12 @@
 //! Group commit for the Raft log: one thread owns every write to the log
 //! database. Jobs queued while an fsync is in flight go out together in the
 //! next write, so a burst of appends shares one fsync, and Raft keeps
-//! replicating while the disk works.
+//! replicating while the disk works. Hints (the committed id) wait for the
+//! next write instead of waking the thread for a write of their own.
 
 use std::io;
 use std::sync::mpsc::{Receiver, Sender, channel};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Instant;
 
 use openraft::storage::IOFlushed;
@@ -50,8 +51,6 @@ pub(super) enum Done {
         callback: IOFlushed<TypeConfig>,
     },
     Reply(oneshot::Sender<io::Result<()>>),
-    /// Nobody: a hint that needs no fsync of its own (the committed id).
-    Nothing,
 }
 
 pub(super) struct Job {
@@ -62,6 +61,8 @@ pub(super) struct Job {
 #[derive(Clone)]
 pub(super) struct LogWriter {
     jobs: Sender<Job>,
+    /// The newest hint not yet written; the next write takes it.
+    hint: Arc<Mutex<Option<LogOp>>>,
 }
 
 impl LogWriter {
@@ -73,9 +74,34 @@ impl LogWriter {
     /// destructors (RocksDB aborts with "pthread lock: Invalid argument").
     pub fn start(db: &Arc<DB>, tail: Arc<Mutex<LogTail>>, metrics: Metrics) -> io::Result<LogWriter> {
         let (jobs, rx) = channel();
+        let hint = Arc::new(Mutex::new(None));
         let db = Arc::downgrade(db);
-        std::thread::Builder::new().name("raft-log-writer".into()).spawn(move || run(&db, &tail, &metrics, &rx))?;
-        Ok(LogWriter { jobs })
+        let pending_hint = hint.clone();
+        std::thread::Builder::new()
+            .name("raft-log-writer".into())
+            .spawn(move || run(&db, &tail, &pending_hint, &metrics, &rx))?;
+        Ok(LogWriter { jobs, hint })
+    }
+
+    /// Records `op` to go out with the next write, replacing any older hint.
+    /// Nothing waits for it: a hint not yet written when the process stops
+    /// is lost, and a restart reads the one before.
+    pub fn hint(&self, op: LogOp) {
+        *self.pending_hint() = Some(op);
+    }
+
+    /// The value a hint not yet written gives metadata `key`: `Some(None)`
+    /// if it deletes the key, `None` if no pending hint touches it.
+    pub fn pending_meta(&self, key: &[u8]) -> Option<Option<Vec<u8>>> {
+        match &*self.pending_hint() {
+            Some(LogOp::PutMeta { key: k, value }) if *k == key => Some(Some(value.clone())),
+            Some(LogOp::DeleteMeta { key: k }) if *k == key => Some(None),
+            _ => None,
+        }
+    }
+
+    fn pending_hint(&self) -> MutexGuard<'_, Option<LogOp>> {
+        self.hint.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Queues a job; its `done` fires after the write.
@@ -91,7 +117,7 @@ impl LogWriter {
     }
 }
 
-fn run(db: &Weak<DB>, tail: &Mutex<LogTail>, metrics: &Metrics, rx: &Receiver<Job>) {
+fn run(db: &Weak<DB>, tail: &Mutex<LogTail>, hint: &Mutex<Option<LogOp>>, metrics: &Metrics, rx: &Receiver<Job>) {
     while let Ok(first) = rx.recv() {
         let mut jobs = vec![first];
         while jobs.len() < MAX_JOBS_PER_WRITE {
@@ -100,8 +126,9 @@ fn run(db: &Weak<DB>, tail: &Mutex<LogTail>, metrics: &Metrics, rx: &Receiver<Jo
                 Err(_) => break,
             }
         }
+        let hint = hint.lock().unwrap_or_else(|e| e.into_inner()).take();
         let result = match db.upgrade() {
-            Some(db) => write(&db, &jobs, metrics),
+            Some(db) => write(&db, hint.as_ref(), &jobs, metrics),
             None => Err(io_err("the raft log is closed")),
         };
         for job in jobs {
@@ -116,18 +143,17 @@ fn run(db: &Weak<DB>, tail: &Mutex<LogTail>, metrics: &Metrics, rx: &Receiver<Jo
                 Done::Reply(tx) => {
                     let _ = tx.send(report);
                 }
-                Done::Nothing => {}
             }
         }
     }
 }
 
-fn write(db: &DB, jobs: &[Job], metrics: &Metrics) -> io::Result<()> {
+fn write(db: &DB, hint: Option<&LogOp>, jobs: &[Job], metrics: &Metrics) -> io::Result<()> {
     fail::fail_point!("raftBeforeSave", |_| Err(io_err("failpoint raftBeforeSave")));
     let log = db.cf_handle(LOG).ok_or_else(|| io_err("column family log missing"))?;
     let meta = db.cf_handle(META).ok_or_else(|| io_err("column family meta missing"))?;
     let mut batch = WriteBatch::default();
-    for op in jobs.iter().flat_map(|j| &j.ops) {
+    for op in hint.into_iter().chain(jobs.iter().flat_map(|j| &j.ops)) {
         match op {
             LogOp::PutEntry { index, record } => batch.put_cf(log, index_key(*index), record),
             LogOp::PutMeta { key, value } => batch.put_cf(meta, key, value),
@@ -141,13 +167,10 @@ fn write(db: &DB, jobs: &[Job], metrics: &Metrics) -> io::Result<()> {
             }
         }
     }
-    let durable = jobs.iter().any(|j| !matches!(j.done, Done::Nothing));
     let mut wo = WriteOptions::default();
-    wo.set_sync(durable);
+    wo.set_sync(true);
     let started = Instant::now();
     let result = db.write_opt(batch, &wo).map_err(io_err);
-    if durable {
-        metrics.observe_fsync(started.elapsed());
-    }
+    metrics.observe_fsync(started.elapsed());
     result
 }
