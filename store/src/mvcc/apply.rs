@@ -166,8 +166,14 @@ impl<'a> Applier<'a> {
     }
 
     fn put(&mut self, change: &mut Change, p: &PutRequest) -> Result<PutResponse> {
-        let prev = self.latest(&p.key)?;
-        let history = self.state.index.get(p.key.as_ref()).and_then(|h| h.latest());
+        // The old value lives in the database: read it only when asked for it.
+        let prev = if p.prev_kv || p.ignore_lease || p.ignore_value { self.latest(&p.key)? } else { None };
+        let (key, history) = match self.state.index.get_key_value(p.key.as_ref()) {
+            Some((key, history)) => (key.clone(), history.latest()),
+            // The index's own copy of the key: one decoded from a message
+            // shares its whole buffer, which the index would keep alive.
+            None => (Bytes::copy_from_slice(&p.key), None),
+        };
         let lease = match (&prev, p.ignore_lease) {
             (Some(prev), true) => prev.lease,
             _ => p.lease,
@@ -181,23 +187,12 @@ impl<'a> Applier<'a> {
             Some(found) => (found.created.main, found.version + 1),
             None => (rev.main, 1),
         };
-        let key = self.indexed_key(&p.key);
         let kv = KeyValue { key: key.clone(), create_revision, mod_revision: rev.main, version, value, lease };
         self.state.index.entry(key.clone()).or_default().put(rev);
         self.attach(&key, lease);
         self.write_record(rev, RevisionRecord { kv: Some(kv.clone()), tombstone: false });
         change.events.push(Event { r#type: EventType::Put as i32, kv: Some(kv), prev_kv: None });
         Ok(PutResponse { header: None, prev_kv: if p.prev_kv { prev } else { None } })
-    }
-
-    /// The index's own copy of `key`, made when the key is first seen. A key
-    /// decoded from a message shares that message's whole buffer, which the
-    /// index would otherwise keep alive for as long as the key exists.
-    fn indexed_key(&mut self, key: &Bytes) -> Bytes {
-        match self.state.index.get_key_value(key) {
-            Some((k, _)) => k.clone(),
-            None => Bytes::copy_from_slice(key),
-        }
     }
 
     /// Moves a key to `lease` (0: no lease), detaching it from its old one.
